@@ -1,0 +1,160 @@
+// Package app wires aichat together: it reads the configuration, opens the
+// database, loads the keys, builds every service and the HTTP handler, and
+// runs the server until its context ends. Every dependency is built here,
+// explicitly and in reading order, so a test can start the whole program
+// in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aichat/aichat/internal/auth"
+	"github.com/aichat/aichat/internal/config"
+	"github.com/aichat/aichat/internal/httpapi"
+	"github.com/aichat/aichat/internal/secrets"
+	"github.com/aichat/aichat/internal/store"
+)
+
+// App is a built aichat: its services and its HTTP handler.
+type App struct {
+	Config  config.Config
+	Log     *slog.Logger
+	DB      *store.DB
+	Keys    secrets.Set
+	Auth    *auth.Service
+	Handler http.Handler
+}
+
+// Options change how New builds the app; tests use them, production does not.
+type Options struct {
+	// Argon2 overrides the password hashing cost (tests use a cheap one).
+	Argon2 *auth.Argon2Params
+	// Now overrides the clock.
+	Now func() time.Time
+}
+
+// New builds the app from cfg: opens and migrates the database and builds
+// every service. Close releases what it opened.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
+	now := opt.Now
+	if now == nil {
+		now = func() time.Time { return time.Now().UTC() }
+	}
+	keys, src, err := secrets.Load(cfg.DataDir, cfg.JWTKeys, cfg.EncryptionKeys)
+	if err != nil {
+		return nil, err
+	}
+	if src.Generated {
+		log.Info("generated secrets", "file", src.File)
+	}
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Migrate(ctx, log); err != nil {
+		db.Close()
+		return nil, err
+	}
+
+	argon := auth.OWASPArgon2
+	if opt.Argon2 != nil {
+		argon = *opt.Argon2
+	}
+	authSvc, err := auth.NewService(db, auth.Options{
+		Hasher:        auth.Hasher{Algorithm: cfg.PasswordHash, Argon2: argon},
+		Tokens:        &auth.Tokens{Keys: keys.JWT, Issuer: cfg.Issuer, TTL: cfg.AccessTTL, Now: now},
+		RefreshTTL:    cfg.RefreshTTL,
+		SessionMaxAge: cfg.SessionMaxAge,
+		MaxFails:      cfg.LoginMaxFails,
+		FailWindow:    cfg.LoginFailWindow,
+		Now:           now,
+		Log:           log,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if cfg.AdminEmail != "" {
+		u, res, err := authSvc.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("create admin from AICHAT_ADMIN_EMAIL: %w", err)
+		}
+		if res != auth.AdminUnchanged {
+			log.Info("admin account ready", "email", u.Email, "result", string(res))
+		}
+	}
+
+	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc}
+	a.Handler = httpapi.NewServer(httpapi.Deps{
+		Log:          log,
+		Auth:         authSvc,
+		Ready:        a.ready,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	return a, nil
+}
+
+// ready reports whether the app can serve: the database answers.
+func (a *App) ready(ctx context.Context) error {
+	if err := a.DB.Ping(ctx); err != nil {
+		a.Log.Warn("readiness: database unreachable", "err", err)
+		return errors.New("database unreachable")
+	}
+	return nil
+}
+
+// Close releases the database.
+func (a *App) Close() error { return a.DB.Close() }
+
+// Serve accepts connections on ln until ctx ends, then shuts down gracefully:
+// it stops accepting and waits up to the configured timeout for requests in
+// flight.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down", "timeout", a.Config.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.Config.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// NewLogger returns the structured logger for the configured format and level.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

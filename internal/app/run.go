@@ -1,0 +1,190 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/aichat/aichat/internal/auth"
+	"github.com/aichat/aichat/internal/config"
+	"github.com/aichat/aichat/internal/store"
+)
+
+const usage = `aichat: a self-hosted, real-time AI chat server.
+
+Usage:
+  aichat [serve] [flags]         run the server (default)
+  aichat migrate [flags]         apply database migrations and exit
+  aichat admin create --email E [--password P]
+                                 create an admin (or promote E); prints a
+                                 generated password when none is given
+  aichat version                 print the version
+
+Flags: --addr, --data, --database-url, --redis-url (each mirrors its
+AICHAT_* variable; see the README for every setting).
+`
+
+// Version is set at build time with -ldflags "-X .../app.Version=...".
+var Version = "dev"
+
+// Run is the whole program: it parses args (without the program name),
+// reads settings through getenv, and writes logs to stdout and usage errors
+// to stderr. It returns when ctx ends or the command is done.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout)
+	case "migrate":
+		return migrate(ctx, args, getenv, stdout)
+	case "admin":
+		return admin(ctx, args, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "aichat %s (%s)\n", Version, runtime.Version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	start := time.Now()
+	cfg, err := config.Load(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := NewLogger(stdout, cfg.LogFormat, cfg.LogLevel)
+	log.Info("starting aichat", append([]any{"version", Version}, cfg.LogAttrs()...)...)
+	a, err := New(ctx, cfg, log, Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("listening",
+		"addr", ln.Addr().String(),
+		"url", "http://"+ln.Addr().String(),
+		"database", cfg.Database(),
+		"database_at", a.DB.Where,
+		"broker", cfg.Broker(),
+		"data_dir", cfg.DataDir,
+		"startup_ms", time.Since(start).Milliseconds())
+	return a.Serve(ctx, ln)
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := NewLogger(stdout, cfg.LogFormat, cfg.LogLevel)
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := db.Migrate(ctx, log)
+	if err != nil {
+		return err
+	}
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("database migrated", "applied", n, "schema_version", v, "database", db.Where)
+	return nil
+}
+
+func admin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("admin: want 'admin create --email E'")
+	}
+	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	email := fs.String("email", "", "the admin's email")
+	password := fs.String("password", "", "the admin's password (generated when empty)")
+	// Config flags (--data, --database-url) may be mixed in; pass them on.
+	known, cfgArgs := splitFlags(args[1:], "email", "password")
+	if err := fs.Parse(known); err != nil {
+		return err
+	}
+	if *email == "" {
+		return fmt.Errorf("admin create: --email is required")
+	}
+	cfg, err := config.Load(cfgArgs, getenv)
+	if err != nil {
+		return err
+	}
+	cfg.AdminEmail, cfg.AdminPassword = "", ""
+	log := NewLogger(stderr, cfg.LogFormat, "warn")
+	a, err := New(ctx, cfg, log, Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	pw, generated := *password, false
+	if pw == "" {
+		pw, generated = generatePassword(), true
+	}
+	u, res, err := a.Auth.EnsureAdmin(ctx, *email, pw)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res == auth.AdminCreated && generated:
+		fmt.Fprintf(stdout, "created admin %s with password: %s\n", u.Email, pw)
+	case res == auth.AdminCreated:
+		fmt.Fprintf(stdout, "created admin %s\n", u.Email)
+	case res == auth.AdminPromoted:
+		fmt.Fprintf(stdout, "%s is now an admin (password unchanged)\n", u.Email)
+	default:
+		fmt.Fprintf(stdout, "%s is already an admin\n", u.Email)
+	}
+	return nil
+}
+
+// splitFlags separates the named flags (and their values) from the rest.
+func splitFlags(args []string, names ...string) (mine, rest []string) {
+	isMine := func(a string) (bool, bool) {
+		a = strings.TrimLeft(a, "-")
+		name, _, hasValue := strings.Cut(a, "=")
+		for _, n := range names {
+			if name == n {
+				return true, hasValue
+			}
+		}
+		return false, false
+	}
+	for i := 0; i < len(args); i++ {
+		ok, inline := isMine(args[i])
+		if !ok {
+			rest = append(rest, args[i])
+			continue
+		}
+		mine = append(mine, args[i])
+		if !inline && i+1 < len(args) {
+			mine = append(mine, args[i+1])
+			i++
+		}
+	}
+	return mine, rest
+}
+
+// generatePassword returns 26 random base32 characters (130 bits).
+func generatePassword() string { return rand.Text() }

@@ -1,0 +1,214 @@
+// Package config owns aichat's configuration: one struct, filled from
+// AICHAT_* environment variables (and flags that mirror the most common ones),
+// with safe defaults so the server starts with no set-up at all.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting aichat reads at start-up.
+type Config struct {
+	Addr            string        // listen address
+	DataDir         string        // where the SQLite file and generated secrets live
+	DatabaseURL     string        // empty: SQLite file in DataDir; postgres://... for PostgreSQL
+	RedisURL        string        // empty: in-process event broker
+	LogFormat       string        // text or json
+	LogLevel        string        // debug, info, warn, error
+	ShutdownTimeout time.Duration // grace period for in-flight requests on SIGTERM
+	MaxBodyBytes    int64         // request body limit for the JSON API
+
+	JWTKeys         string        // optional "kid=base64,kid2=base64"; first signs. Empty: generated file
+	EncryptionKeys  string        // optional "id=base64,..."; first is current. Empty: generated file
+	Issuer          string        // JWT iss
+	AccessTTL       time.Duration // access token lifetime
+	RefreshTTL      time.Duration // refresh token lifetime (each rotation restarts it)
+	SessionMaxAge   time.Duration // absolute lifetime of a refresh-token family
+	PasswordHash    string        // argon2id or bcrypt
+	LoginMaxFails   int           // failures per account before throttling
+	LoginFailWindow time.Duration // window in which failures are counted
+
+	AdminEmail    string // with AdminPassword: create this admin on start if absent
+	AdminPassword string
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Addr:            "localhost:8080",
+		DataDir:         "./data",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: 15 * time.Second,
+		MaxBodyBytes:    1 << 20,
+		Issuer:          "aichat",
+		AccessTTL:       15 * time.Minute,
+		RefreshTTL:      30 * 24 * time.Hour,
+		SessionMaxAge:   90 * 24 * time.Hour,
+		PasswordHash:    "argon2id",
+		LoginMaxFails:   5,
+		LoginFailWindow: 15 * time.Minute,
+	}
+}
+
+// Load builds a Config from defaults, then the environment, then flags in
+// args (args excludes the program name and subcommand). Unknown flags and
+// malformed values are errors: a typo must not silently fall back to a default.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	c := Default()
+	var errs []string
+	str := func(dst *string, key string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	dur := func(dst *time.Duration, key string) {
+		if v := getenv(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a positive duration like 15m", key, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	num := func(dst *int64, key string) {
+		if v := getenv(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a positive integer", key, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	str(&c.Addr, "AICHAT_ADDR")
+	str(&c.DataDir, "AICHAT_DATA_DIR")
+	str(&c.DatabaseURL, "AICHAT_DATABASE_URL")
+	str(&c.RedisURL, "AICHAT_REDIS_URL")
+	str(&c.LogFormat, "AICHAT_LOG_FORMAT")
+	str(&c.LogLevel, "AICHAT_LOG_LEVEL")
+	dur(&c.ShutdownTimeout, "AICHAT_SHUTDOWN_TIMEOUT")
+	num(&c.MaxBodyBytes, "AICHAT_MAX_BODY_BYTES")
+	str(&c.JWTKeys, "AICHAT_JWT_KEYS")
+	str(&c.EncryptionKeys, "AICHAT_ENCRYPTION_KEYS")
+	str(&c.Issuer, "AICHAT_JWT_ISSUER")
+	dur(&c.AccessTTL, "AICHAT_ACCESS_TTL")
+	dur(&c.RefreshTTL, "AICHAT_REFRESH_TTL")
+	dur(&c.SessionMaxAge, "AICHAT_SESSION_MAX_AGE")
+	str(&c.PasswordHash, "AICHAT_PASSWORD_HASH")
+	var maxFails int64 = int64(c.LoginMaxFails)
+	num(&maxFails, "AICHAT_LOGIN_MAX_FAILS")
+	c.LoginMaxFails = int(maxFails)
+	dur(&c.LoginFailWindow, "AICHAT_LOGIN_FAIL_WINDOW")
+	str(&c.AdminEmail, "AICHAT_ADMIN_EMAIL")
+	str(&c.AdminPassword, "AICHAT_ADMIN_PASSWORD")
+
+	fs := flag.NewFlagSet("aichat", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (AICHAT_ADDR)")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data folder (AICHAT_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "database URL (AICHAT_DATABASE_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (AICHAT_REDIS_URL)")
+	if err := fs.Parse(args); err != nil {
+		errs = append(errs, err.Error())
+	}
+
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Sprintf("AICHAT_LOG_FORMAT=%q: want text or json", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("AICHAT_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.PasswordHash {
+	case "argon2id", "bcrypt":
+	default:
+		errs = append(errs, fmt.Sprintf("AICHAT_PASSWORD_HASH=%q: want argon2id or bcrypt", c.PasswordHash))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
+		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
+		errs = append(errs, "AICHAT_DATABASE_URL: want postgres://... or sqlite:<path>")
+	}
+	if (c.AdminEmail == "") != (c.AdminPassword == "") {
+		errs = append(errs, "AICHAT_ADMIN_EMAIL and AICHAT_ADMIN_PASSWORD must be set together")
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// Database names the database kind in use, for logs: "sqlite" or "postgres".
+func (c Config) Database() string {
+	if strings.HasPrefix(c.DatabaseURL, "postgres") {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Broker names the event broker in use, for logs.
+func (c Config) Broker() string {
+	if c.RedisURL != "" {
+		return "redis"
+	}
+	return "in-process"
+}
+
+// LogAttrs lists the settings for the start-up log with secrets masked.
+func (c Config) LogAttrs() []any {
+	return []any{
+		"addr", c.Addr,
+		"data_dir", c.DataDir,
+		"database", c.Database(),
+		"database_url", maskURL(c.DatabaseURL),
+		"broker", c.Broker(),
+		"redis_url", maskURL(c.RedisURL),
+		"jwt_keys", mask(c.JWTKeys),
+		"encryption_keys", mask(c.EncryptionKeys),
+		"access_ttl", c.AccessTTL.String(),
+		"refresh_ttl", c.RefreshTTL.String(),
+		"password_hash", c.PasswordHash,
+		"admin_email", c.AdminEmail,
+		"admin_password", mask(c.AdminPassword),
+	}
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}
+
+// maskURL hides the password in a connection URL but keeps host and database,
+// which an operator needs to see.
+func maskURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "***"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxx")
+	}
+	q := u.Query()
+	for _, k := range []string{"password", "pass"} {
+		if q.Has(k) {
+			q.Set(k, "xxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}

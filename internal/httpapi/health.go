@@ -1,0 +1,28 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/gin-gonic/gin"
+)
+
+// handleHealthz answers while the process is up; it checks nothing else, so
+// an orchestrator does not restart a healthy process over a database outage.
+func (s *server) handleHealthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// handleReadyz answers 200 only when the dependencies answer, so a load
+// balancer stops sending traffic to an instance that cannot serve it.
+func (s *server) handleReadyz(c *gin.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.deps.Ready(ctx); err != nil {
+		return apperr.Wrap(err, apperr.CodeUnavailable, "Not ready: "+err.Error())
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	return nil
+}

@@ -1,0 +1,54 @@
+// Package httpapi is aichat's HTTP surface: the Gin router, its middleware
+// (request ids, logging, recovery, body limits, authentication, roles), the
+// JSON handlers, and the single table that maps error codes to statuses.
+// Handlers decode, call a service, and encode; business rules live in the
+// services.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/auth"
+	"github.com/gin-gonic/gin"
+)
+
+// Deps are what the HTTP layer needs from the rest of the program.
+type Deps struct {
+	Log          *slog.Logger
+	Auth         *auth.Service
+	Ready        func(ctx context.Context) error // nil error when dependencies answer
+	MaxBodyBytes int64
+}
+
+type server struct {
+	log  *slog.Logger
+	auth *auth.Service
+	deps Deps
+}
+
+var ginMode sync.Once
+
+// NewServer returns the HTTP handler for the whole API.
+func NewServer(d Deps) http.Handler {
+	// Gin keeps its mode in a package variable; set it once, never per server.
+	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
+	s := &server{log: d.Log, auth: d.Auth, deps: d}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.accessLog, s.recoverPanic, s.limitBody)
+	r.NoRoute(func(c *gin.Context) {
+		s.writeError(c, apperr.New(apperr.CodeNotFound, "No such endpoint: %s %s.", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		s.writeError(c, apperr.New(apperr.CodeMethodNotAllowed, "Method %s is not allowed here.", c.Request.Method))
+	})
+	s.routes(r)
+	return r
+}

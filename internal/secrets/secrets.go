@@ -1,0 +1,195 @@
+// Package secrets owns aichat's key material: the JWT signing keys and the
+// message encryption keys. They come from the environment when set, otherwise
+// from a file in the data folder that is generated (0600) on first start and
+// reused after, so a laptop install needs no set-up and keeps its sessions and
+// its readable history across restarts.
+package secrets
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// FileName is the name of the generated key file inside the data folder.
+const FileName = "secrets.json"
+
+// Key is one piece of key material with the id that is stored next to what it
+// signed or sealed, so keys can rotate while old data stays readable.
+type Key struct {
+	ID      string    `json:"id"`
+	Secret  []byte    `json:"secret"`
+	Created time.Time `json:"created"`
+}
+
+// Keyring holds the keys for one purpose; the first key is the current one
+// (used to sign or seal), the others only verify or open.
+type Keyring []Key
+
+// Current returns the key new data is signed or sealed with.
+func (r Keyring) Current() Key { return r[0] }
+
+// Find returns the key with the given id.
+func (r Keyring) Find(id string) (Key, bool) {
+	for _, k := range r {
+		if k.ID == id {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// Set is all of aichat's key material.
+type Set struct {
+	JWT        Keyring `json:"jwt"`
+	Encryption Keyring `json:"encryption"`
+}
+
+// Source says where the keys came from, for the start-up log.
+type Source struct {
+	File      string // path of the key file, if one was used
+	Generated bool   // the file was created by this start
+}
+
+// Load returns the key set: each keyring from its environment value when set
+// ("id=base64,id2=base64", first is current), otherwise from dataDir/secrets.json,
+// which is created with fresh random keys if it does not exist.
+func Load(dataDir, jwtEnv, encEnv string) (Set, Source, error) {
+	var set Set
+	var src Source
+	var err error
+	if jwtEnv != "" {
+		if set.JWT, err = parseEnv(jwtEnv, "AICHAT_JWT_KEYS"); err != nil {
+			return set, src, err
+		}
+	}
+	if encEnv != "" {
+		if set.Encryption, err = parseEnv(encEnv, "AICHAT_ENCRYPTION_KEYS"); err != nil {
+			return set, src, err
+		}
+	}
+	if set.JWT != nil && set.Encryption != nil {
+		return set, src, nil
+	}
+	file, generated, err := loadOrCreate(dataDir)
+	if err != nil {
+		return set, src, err
+	}
+	src = Source{File: filepath.Join(dataDir, FileName), Generated: generated}
+	if set.JWT == nil {
+		set.JWT = file.JWT
+	}
+	if set.Encryption == nil {
+		set.Encryption = file.Encryption
+	}
+	return set, src, nil
+}
+
+func parseEnv(v, name string) (Keyring, error) {
+	var ring Keyring
+	seen := map[string]bool{}
+	for _, part := range strings.Split(v, ",") {
+		id, b64, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("%s: each key must be id=base64", name)
+		}
+		secret, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			if secret, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "=")); err != nil {
+				return nil, fmt.Errorf("%s: key %q is not base64", name, id)
+			}
+		}
+		if len(secret) != 32 {
+			return nil, fmt.Errorf("%s: key %q must be 32 bytes, got %d", name, id, len(secret))
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("%s: key id %q repeated", name, id)
+		}
+		seen[id] = true
+		ring = append(ring, Key{ID: id, Secret: secret})
+	}
+	return ring, nil
+}
+
+func loadOrCreate(dir string) (Set, bool, error) {
+	path := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var set Set
+		if err := json.Unmarshal(b, &set); err != nil {
+			return set, false, fmt.Errorf("read %s: %w", path, err)
+		}
+		if len(set.JWT) == 0 || len(set.Encryption) == 0 {
+			return set, false, fmt.Errorf("read %s: missing keys", path)
+		}
+		return set, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return Set{}, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Set{}, false, fmt.Errorf("create data folder: %w", err)
+	}
+	set := Set{JWT: Keyring{NewKey()}, Encryption: Keyring{NewKey()}}
+	if err := Save(dir, set); err != nil {
+		return Set{}, false, err
+	}
+	return set, true, nil
+}
+
+// Save writes the key file atomically with mode 0600. O_EXCL on the temporary
+// file keeps two processes starting at once from interleaving their writes.
+func Save(dir string, set Set) error {
+	b, err := json.MarshalIndent(set, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, FileName)
+	tmp := path + ".tmp-" + NewID()
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// NewKey returns a fresh 256-bit key with a random id.
+func NewKey() Key {
+	return Key{ID: NewID(), Secret: Random(32), Created: time.Now().UTC().Truncate(time.Second)}
+}
+
+// NewID returns a short random identifier for a key.
+func NewID() string { return hex.EncodeToString(Random(4)) }
+
+// Random returns n bytes from the operating system's CSPRNG.
+func Random(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		// crypto/rand.Read never fails on supported platforms (Go 1.24+ panics itself).
+		panic(err)
+	}
+	return b
+}
