@@ -117,7 +117,8 @@ func (a *App) Close() error { return a.DB.Close() }
 
 // Serve accepts connections on ln until ctx ends, then shuts down gracefully:
 // it stops accepting and waits up to the configured timeout for requests in
-// flight.
+// flight. Requests do not inherit ctx: a request already running when the
+// signal arrives gets to finish, not a cancelled database call.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.Handler,
@@ -126,7 +127,6 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -82,25 +82,7 @@ func (h Hasher) Verify(hash, password string) (ok, rehash bool, err error) {
 		cost, _ := bcrypt.Cost([]byte(rest))
 		return true, h.Algorithm != "bcrypt" || cost != BcryptCost, nil
 	}
-	var v int
-	var p Argon2Params
-	var saltB64, keyB64 string
-	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, false, fmt.Errorf("unknown password hash format")
-	}
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil {
-		return false, false, fmt.Errorf("bad argon2id version: %w", err)
-	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
-		return false, false, fmt.Errorf("bad argon2id parameters: %w", err)
-	}
-	saltB64, keyB64 = parts[4], parts[5]
-	salt, err := base64.RawStdEncoding.DecodeString(saltB64)
-	if err != nil {
-		return false, false, err
-	}
-	want, err := base64.RawStdEncoding.DecodeString(keyB64)
+	v, p, salt, want, err := parseArgon2(hash)
 	if err != nil {
 		return false, false, err
 	}
@@ -109,6 +91,35 @@ func (h Hasher) Verify(hash, password string) (ok, rehash bool, err error) {
 		return false, false, nil
 	}
 	return true, h.Algorithm != "argon2id" || p != h.Argon2 || v != argon2.Version, nil
+}
+
+// parseArgon2 reads a PHC argon2id string. The parameters come from the
+// database, so they are bounded before use: argon2 panics on zero rounds or
+// threads, and a tampered row with a huge memory cost would exhaust the host.
+func parseArgon2(hash string) (v int, p Argon2Params, salt, key []byte, err error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return 0, p, nil, nil, fmt.Errorf("unknown password hash format")
+	}
+	if parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return 0, p, nil, nil, fmt.Errorf("unsupported argon2id version %q", parts[2])
+	}
+	v = argon2.Version
+	if n, _ := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); n != 3 ||
+		fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads) != parts[3] {
+		return 0, p, nil, nil, fmt.Errorf("bad argon2id parameters %q", parts[3])
+	}
+	if p.Time < 1 || p.Time > 16 || p.Threads < 1 || p.Threads > 16 ||
+		p.Memory < 8*uint32(p.Threads) || p.Memory > 1<<20 {
+		return 0, p, nil, nil, fmt.Errorf("argon2id parameters out of range: %q", parts[3])
+	}
+	if salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil || len(salt) < 8 {
+		return 0, p, nil, nil, fmt.Errorf("bad argon2id salt")
+	}
+	if key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(key) < 16 || len(key) > 64 {
+		return 0, p, nil, nil, fmt.Errorf("bad argon2id key")
+	}
+	return v, p, salt, key, nil
 }
 
 func bcryptPrehash(password string) []byte {

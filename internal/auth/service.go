@@ -417,7 +417,7 @@ func (s *Service) newSessionInFamily(ctx context.Context, u *User, family string
 		return nil, fmt.Errorf("store refresh token: %w", err)
 	}
 	return &Session{AccessToken: access, RefreshToken: raw, TokenType: "Bearer",
-		ExpiresIn: int(exp.Sub(now).Seconds()), User: u}, nil
+		ExpiresIn: int(exp.Sub(now).Round(time.Second).Seconds()), User: u}, nil
 }
 
 func (s *Service) revokeFamily(ctx context.Context, family string) error {
