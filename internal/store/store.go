@@ -107,8 +107,9 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Not _time_format: glebarez/go-sqlite v1.21 returns early after it and
+	// silently ignores _txlock (TestSQLiteWritersSerialize catches that).
 	q.Set("_txlock", "immediate")
-	q.Set("_time_format", "sqlite")
 	return "file:" + path + "?" + q.Encode()
 }
 
