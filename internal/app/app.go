@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/aichat/aichat/internal/auth"
+	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/config"
 	"github.com/aichat/aichat/internal/httpapi"
+	"github.com/aichat/aichat/internal/seal"
 	"github.com/aichat/aichat/internal/secrets"
 	"github.com/aichat/aichat/internal/store"
 )
@@ -29,6 +31,8 @@ type App struct {
 	DB      *store.DB
 	Keys    secrets.Set
 	Auth    *auth.Service
+	Chats   *chat.Service
+	Sealer  *seal.Sealer
 	Handler http.Handler
 }
 
@@ -93,10 +97,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		}
 	}
 
-	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc}
+	sealer, err := seal.New(keys.Encryption)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	chatSvc := chat.NewService(db, sealer, chat.Options{
+		Defaults: chat.Settings{Model: cfg.AIModel, Temperature: cfg.AITemperature, Depth: int(cfg.AIDepth),
+			Persona: "assistant", Stop: []string{}},
+		MaxMessageBytes: int(cfg.MaxMessageBytes),
+		Now:             now,
+	})
+
+	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
 		Log:          log,
 		Auth:         authSvc,
+		Chats:        chatSvc,
 		Ready:        a.ready,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 	})

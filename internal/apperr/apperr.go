@@ -34,6 +34,12 @@ const (
 	CodeUserNotFound       = "user.notFound"
 	CodeSessionNotFound    = "session.notFound"
 	CodeUnsupportedMedia   = "request.unsupportedMediaType"
+	CodeChatNotFound       = "chat.notFound"
+	CodeChatForbidden      = "chat.forbidden"
+	CodeOwnerCannotLeave   = "chat.ownerCannotLeave"
+	CodeAlreadyMember      = "chat.alreadyMember"
+	CodeMessageNotFound    = "message.notFound"
+	CodeIdempotency        = "message.idempotencyConflict"
 )
 
 // Error is an error with a stable code and a message safe for the client.

@@ -36,6 +36,11 @@ type Config struct {
 
 	AdminEmail    string // with AdminPassword: create this admin on start if absent
 	AdminPassword string
+
+	MaxMessageBytes int64   // longest message text accepted
+	AIModel         string  // model of a new chat ("" lets the provider choose)
+	AITemperature   float64 // temperature of a new chat
+	AIDepth         int64   // past messages a new chat sends to the model
 }
 
 // Default returns the configuration used when nothing is set.
@@ -54,6 +59,9 @@ func Default() Config {
 		PasswordHash:    "argon2id",
 		LoginMaxFails:   5,
 		LoginFailWindow: 15 * time.Minute,
+		MaxMessageBytes: 16 << 10,
+		AITemperature:   0.7,
+		AIDepth:         20,
 	}
 }
 
@@ -109,6 +117,24 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	dur(&c.LoginFailWindow, "AICHAT_LOGIN_FAIL_WINDOW")
 	str(&c.AdminEmail, "AICHAT_ADMIN_EMAIL")
 	str(&c.AdminPassword, "AICHAT_ADMIN_PASSWORD")
+	num(&c.MaxMessageBytes, "AICHAT_MAX_MESSAGE_BYTES")
+	str(&c.AIModel, "AICHAT_AI_MODEL")
+	if v := getenv("AICHAT_AI_TEMPERATURE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f > 2 {
+			errs = append(errs, fmt.Sprintf("AICHAT_AI_TEMPERATURE=%q: want a number from 0 to 2", v))
+		} else {
+			c.AITemperature = f
+		}
+	}
+	if v := getenv("AICHAT_AI_DEPTH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			errs = append(errs, fmt.Sprintf("AICHAT_AI_DEPTH=%q: want 0 to 100", v))
+		} else {
+			c.AIDepth = int64(n)
+		}
+	}
 
 	fs := flag.NewFlagSet("aichat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -33,6 +33,12 @@ var statusByCode = map[string]int{
 	apperr.CodeWrongPassword:      http.StatusForbidden,
 	apperr.CodeUserNotFound:       http.StatusNotFound,
 	apperr.CodeSessionNotFound:    http.StatusNotFound,
+	apperr.CodeChatNotFound:       http.StatusNotFound,
+	apperr.CodeChatForbidden:      http.StatusForbidden,
+	apperr.CodeOwnerCannotLeave:   http.StatusConflict,
+	apperr.CodeAlreadyMember:      http.StatusConflict,
+	apperr.CodeMessageNotFound:    http.StatusNotFound,
+	apperr.CodeIdempotency:        http.StatusUnprocessableEntity,
 }
 
 // errorBody is the JSON shape of every error answer.

@@ -21,6 +21,18 @@ func (s *server) routes(r *gin.Engine) {
 	me.POST("/me/password", s.h(s.handleChangePassword))
 	me.GET("/me/sessions", s.h(s.handleSessionList))
 	me.DELETE("/me/sessions/:id", s.h(s.handleSessionDelete))
+	me.GET("/me/unread", s.h(s.handleUnread))
+
+	me.GET("/chats", s.h(s.handleChatList))
+	me.POST("/chats", s.h(s.handleChatCreate))
+	me.GET("/chats/:id", s.h(s.handleChatGet))
+	me.PATCH("/chats/:id", s.h(s.handleChatUpdate))
+	me.DELETE("/chats/:id", s.h(s.handleChatDelete))
+	me.GET("/chats/:id/messages", s.h(s.handleMessageList))
+	me.POST("/chats/:id/messages", s.h(s.handleMessageSend))
+	me.POST("/chats/:id/read", s.h(s.handleChatRead))
+	me.POST("/chats/:id/participants", s.h(s.handleParticipantAdd))
+	me.DELETE("/chats/:id/participants/:user", s.h(s.handleParticipantRemove))
 
 	admin := api.Group("/admin", s.authenticate, s.requireRole(auth.RoleAdmin))
 	admin.GET("/users/:id", s.h(s.handleAdminUserGet))

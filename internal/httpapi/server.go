@@ -13,6 +13,7 @@ import (
 
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
+	"github.com/aichat/aichat/internal/chat"
 	"github.com/gin-gonic/gin"
 )
 
@@ -20,14 +21,16 @@ import (
 type Deps struct {
 	Log          *slog.Logger
 	Auth         *auth.Service
+	Chats        *chat.Service
 	Ready        func(ctx context.Context) error // nil error when dependencies answer
 	MaxBodyBytes int64
 }
 
 type server struct {
-	log  *slog.Logger
-	auth *auth.Service
-	deps Deps
+	log   *slog.Logger
+	auth  *auth.Service
+	chats *chat.Service
+	deps  Deps
 }
 
 var ginMode sync.Once
@@ -36,7 +39,7 @@ var ginMode sync.Once
 func NewServer(d Deps) http.Handler {
 	// Gin keeps its mode in a package variable; set it once, never per server.
 	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
-	s := &server{log: d.Log, auth: d.Auth, deps: d}
+	s := &server{log: d.Log, auth: d.Auth, chats: d.Chats, deps: d}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false

@@ -1,0 +1,123 @@
+// Package chat owns chats, their members and their messages: creating and
+// listing chats, per-chat AI settings, sending messages with per-chat
+// sequence numbers and idempotent retries, history pages, and unread
+// counters. Every text it stores (titles, settings, message content) is
+// sealed with package seal before it reaches the database.
+package chat
+
+import (
+	"time"
+)
+
+// Chat kinds.
+const (
+	KindPersonal = "personal" // one person and the assistant
+	KindGroup    = "group"    // several people, with or without the assistant
+)
+
+// Member roles.
+const (
+	RoleOwner  = "owner"
+	RoleMember = "member"
+)
+
+// Message authors and statuses.
+const (
+	AuthorUser      = "user"
+	AuthorAssistant = "assistant"
+	AuthorSystem    = "system"
+
+	StatusComplete  = "complete"
+	StatusStreaming = "streaming"
+	StatusStopped   = "stopped"
+	StatusFailed    = "failed"
+)
+
+// Chat is a conversation as its members see it.
+type Chat struct {
+	ID           string        `json:"id"`
+	Title        string        `json:"title"`
+	Kind         string        `json:"kind"`
+	OwnerID      string        `json:"owner_id"`
+	Settings     Settings      `json:"settings"`
+	Participants []Participant `json:"participants"`
+	UnreadCount  int           `json:"unread_count"`
+	LastSeq      int64         `json:"last_seq"`
+	LastMessage  *Message      `json:"last_message"`
+	CreatedAt    time.Time     `json:"created_at"`
+	UpdatedAt    time.Time     `json:"updated_at"`
+	LastActivity time.Time     `json:"last_activity_at"`
+}
+
+// Participant is a member of a chat.
+type Participant struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+}
+
+// Message is one message in a chat; it is also the data of a chat_message
+// event.
+type Message struct {
+	ID         string     `json:"id"`
+	ChatID     string     `json:"chat_id"`
+	Seq        int64      `json:"seq"`
+	Author     string     `json:"author"`      // the user's id, or "assistant" / "system"
+	AuthorKind string     `json:"author_kind"` // user, assistant or system
+	ClientID   string     `json:"client_id,omitempty"`
+	Content    string     `json:"content"`
+	Status     string     `json:"status"`
+	CreatedAt  time.Time  `json:"created_at"`
+	EditedAt   *time.Time `json:"edited_at,omitempty"`
+}
+
+type chatRow struct {
+	ID            string
+	OwnerID       string
+	Kind          string
+	TitleCt       []byte
+	SettingsCt    []byte
+	KeyID         string
+	LastSeq       int64
+	LastMessageAt *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+func (chatRow) TableName() string { return "chats" }
+
+type memberRow struct {
+	ChatID      string `gorm:"primaryKey"`
+	UserID      string `gorm:"primaryKey"`
+	Role        string
+	UnreadCount int
+	LastReadSeq int64
+	JoinedAt    time.Time
+}
+
+func (memberRow) TableName() string { return "chat_members" }
+
+type messageRow struct {
+	ID         string
+	ChatID     string
+	Seq        int64
+	AuthorID   *string
+	AuthorKind string
+	ClientID   *string
+	ContentCt  []byte
+	KeyID      string
+	Status     string
+	CreatedAt  time.Time
+	EditedAt   *time.Time
+}
+
+func (messageRow) TableName() string { return "messages" }
+
+type userRow struct {
+	ID    string
+	Email string
+	Name  string
+}
+
+func (userRow) TableName() string { return "users" }

@@ -1,0 +1,201 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/store"
+	"gorm.io/gorm"
+)
+
+// MaxClientIDLen bounds the client's idempotency key.
+const MaxClientIDLen = 64
+
+// Sent is the result of a send: the stored message, whether it was a retry
+// of one already stored, and who is in the chat (for delivery).
+type Sent struct {
+	Message   *Message
+	Duplicate bool
+	Members   []string
+}
+
+// Send stores a message from userID. It assigns the next seq and bumps every
+// other member's unread count in one transaction, so a message is either
+// fully stored or not at all. Sending the same clientID again returns the
+// stored message; the same clientID with other content is
+// message.idempotencyConflict.
+func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID string) (*Sent, error) {
+	if err := s.checkContent(content); err != nil {
+		return nil, err
+	}
+	if len(clientID) > MaxClientIDLen || strings.ContainsFunc(clientID, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return nil, apperr.Invalid("client_id", "client_id must be up to %d printable ASCII characters.", MaxClientIDLen)
+	}
+	members, err := s.Members(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	if clientID != "" {
+		if prev, err := s.byClientID(ctx, chatID, userID, clientID, content); prev != nil || err != nil {
+			return &Sent{Message: prev, Duplicate: true, Members: members}, err
+		}
+	}
+	uid, cid := userID, clientID
+	row := messageRow{ID: newID(), ChatID: chatID, AuthorID: &uid, AuthorKind: AuthorUser,
+		Status: StatusComplete, CreatedAt: s.opt.Now()}
+	if clientID != "" {
+		row.ClientID = &cid
+	}
+	if err := s.insert(ctx, &row, content, userID); err != nil {
+		if clientID != "" && store.IsUniqueViolation(err) {
+			// A concurrent retry with the same client_id won the race.
+			prev, err := s.byClientID(ctx, chatID, userID, clientID, content)
+			if prev != nil || err != nil {
+				return &Sent{Message: prev, Duplicate: true, Members: members}, err
+			}
+		}
+		return nil, err
+	}
+	s.unread.invalidate(members...)
+	m, err := s.openMessage(&row)
+	if err != nil {
+		return nil, err
+	}
+	return &Sent{Message: m, Members: members}, nil
+}
+
+// insert seals content into row and stores it with the chat's next seq.
+// The UPDATE ... RETURNING takes the chat row's lock on PostgreSQL (SQLite's
+// BEGIN IMMEDIATE serializes writers anyway), so concurrent senders get
+// consecutive numbers with no gaps.
+func (s *Service) insert(ctx context.Context, row *messageRow, content, skipUnread string) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var seq int64
+		err := tx.Raw("UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ? RETURNING last_seq",
+			row.CreatedAt, row.CreatedAt, row.ChatID).Scan(&seq).Error
+		if err != nil {
+			return fmt.Errorf("next seq: %w", err)
+		}
+		if seq == 0 {
+			return notFound()
+		}
+		row.Seq = seq
+		row.ContentCt, row.KeyID = s.sealer.Seal([]byte(content), "message", row.ID, row.ChatID)
+		if err := tx.Create(row).Error; err != nil {
+			return err
+		}
+		return tx.Model(&memberRow{}).Where("chat_id = ? AND user_id <> ?", row.ChatID, skipUnread).
+			Update("unread_count", gorm.Expr("unread_count + 1")).Error
+	})
+}
+
+func (s *Service) byClientID(ctx context.Context, chatID, userID, clientID, content string) (*Message, error) {
+	var prev messageRow
+	err := s.db.WithContext(ctx).Where("chat_id = ? AND author_id = ? AND client_id = ?", chatID, userID, clientID).Limit(1).Find(&prev).Error
+	if err != nil {
+		return nil, fmt.Errorf("find by client_id: %w", err)
+	}
+	if prev.ID == "" {
+		return nil, nil
+	}
+	m, err := s.openMessage(&prev)
+	if err != nil {
+		return nil, err
+	}
+	if m.Content != content {
+		return nil, &apperr.Error{Code: apperr.CodeIdempotency, Field: "client_id",
+			Message: "A different message was already sent with this client_id."}
+	}
+	return m, nil
+}
+
+func (s *Service) checkContent(content string) error {
+	if strings.TrimSpace(content) == "" {
+		return apperr.Invalid("content", "Message is empty.")
+	}
+	if len(content) > s.opt.MaxMessageBytes {
+		return apperr.Invalid("content", "Message is longer than %d bytes.", s.opt.MaxMessageBytes)
+	}
+	if !utf8.ValidString(content) {
+		return apperr.Invalid("content", "Message must be valid UTF-8 text.")
+	}
+	return nil
+}
+
+// Page asks for part of a chat's history by seq. With After set, messages
+// after it come oldest first; otherwise messages before Before (or the
+// newest) come newest first.
+type Page struct {
+	Before int64
+	After  int64
+	Limit  int
+}
+
+// History returns a page of messages and whether there are more beyond it.
+func (s *Service) History(ctx context.Context, userID, chatID string, p Page) ([]*Message, bool, error) {
+	if _, err := s.Members(ctx, userID, chatID); err != nil {
+		return nil, false, err
+	}
+	if p.Limit <= 0 {
+		p.Limit = 50
+	}
+	if p.Limit > 200 {
+		p.Limit = 200
+	}
+	if p.Before < 0 || p.After < 0 {
+		return nil, false, apperr.Invalid("before", "before and after must be positive seq numbers.")
+	}
+	q := s.db.WithContext(ctx).Where("chat_id = ?", chatID).Limit(p.Limit + 1)
+	switch {
+	case p.After > 0:
+		q = q.Where("seq > ?", p.After).Order("seq ASC")
+		if p.Before > 0 {
+			q = q.Where("seq < ?", p.Before)
+		}
+	case p.Before > 0:
+		q = q.Where("seq < ?", p.Before).Order("seq DESC")
+	default:
+		q = q.Order("seq DESC")
+	}
+	var rows []messageRow
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, false, fmt.Errorf("history: %w", err)
+	}
+	more := len(rows) > p.Limit
+	if more {
+		rows = rows[:p.Limit]
+	}
+	out := make([]*Message, len(rows))
+	for i := range rows {
+		m, err := s.openMessage(&rows[i])
+		if err != nil {
+			return nil, false, err
+		}
+		out[i] = m
+	}
+	return out, more, nil
+}
+
+func (s *Service) openMessage(r *messageRow) (*Message, error) {
+	pt, err := s.sealer.Open(r.ContentCt, r.KeyID, "message", r.ID, r.ChatID)
+	if err != nil {
+		return nil, fmt.Errorf("open message %s: %w", r.ID, err)
+	}
+	m := &Message{ID: r.ID, ChatID: r.ChatID, Seq: r.Seq, AuthorKind: r.AuthorKind, Content: string(pt),
+		Status: r.Status, CreatedAt: r.CreatedAt, EditedAt: r.EditedAt}
+	switch {
+	case r.AuthorKind != AuthorUser:
+		m.Author = r.AuthorKind
+	case r.AuthorID != nil:
+		m.Author = *r.AuthorID
+	default:
+		m.Author = "deleted"
+	}
+	if r.ClientID != nil {
+		m.ClientID = *r.ClientID
+	}
+	return m, nil
+}

@@ -1,0 +1,438 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/seal"
+	"github.com/aichat/aichat/internal/store"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Limits on chats.
+const (
+	MaxTitleLen        = 200
+	MaxParticipants    = 500
+	DefaultMessageSize = 16 << 10
+)
+
+// Options configure a Service.
+type Options struct {
+	Defaults        Settings // settings of a new chat where the creator gave none
+	MaxMessageBytes int
+	Now             func() time.Time
+}
+
+// Service manages chats and messages.
+type Service struct {
+	db     *store.DB
+	sealer *seal.Sealer
+	opt    Options
+	unread *unreadCache
+}
+
+// NewService returns a Service over db, sealing with sealer.
+func NewService(db *store.DB, sealer *seal.Sealer, opt Options) *Service {
+	if opt.Now == nil {
+		opt.Now = func() time.Time { return time.Now().UTC() }
+	}
+	if opt.MaxMessageBytes <= 0 {
+		opt.MaxMessageBytes = DefaultMessageSize
+	}
+	return &Service{db: db, sealer: sealer, opt: opt, unread: newUnreadCache()}
+}
+
+// NewChat is what a user asks for when creating a chat.
+type NewChat struct {
+	Title        string         `json:"title"`
+	Participants []string       `json:"participants"` // emails, besides the creator
+	Settings     *SettingsPatch `json:"settings"`
+}
+
+// Create makes a chat owned by ownerID. With no participants it is a
+// personal chat with the assistant (AI mode "always" unless set); with
+// participants a group chat (AI mode "mention" unless set).
+func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat, error) {
+	title, err := cleanTitle(in.Title)
+	if err != nil {
+		return nil, err
+	}
+	kind := KindPersonal
+	defaults := s.opt.Defaults
+	defaults.AIMode = ModeAlways
+	if len(in.Participants) > 0 {
+		kind = KindGroup
+		defaults.AIMode = ModeMention
+	}
+	settings := in.Settings.Apply(defaults)
+	if err := settings.Validate(); err != nil {
+		return nil, err
+	}
+	if len(in.Participants) > MaxParticipants {
+		return nil, apperr.Invalid("participants", "At most %d participants.", MaxParticipants)
+	}
+	var members []userRow
+	if len(in.Participants) > 0 {
+		if members, err = s.usersByEmail(ctx, in.Participants); err != nil {
+			return nil, err
+		}
+	}
+	now := s.opt.Now()
+	id := newID()
+	row := chatRow{ID: id, OwnerID: ownerID, Kind: kind, CreatedAt: now, UpdatedAt: now}
+	row.TitleCt, row.KeyID = s.sealer.Seal([]byte(title), "chat", id, "title")
+	row.SettingsCt = s.sealSettings(id, settings)
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return err
+		}
+		rows := []memberRow{{ChatID: id, UserID: ownerID, Role: RoleOwner, JoinedAt: now}}
+		for _, m := range members {
+			if m.ID != ownerID {
+				rows = append(rows, memberRow{ChatID: id, UserID: m.ID, Role: RoleMember, JoinedAt: now})
+			}
+		}
+		return tx.Create(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create chat: %w", err)
+	}
+	return s.Get(ctx, ownerID, id)
+}
+
+// Get returns a chat the user is a member of. For anyone else the chat does
+// not exist (chat.notFound), whether or not it does.
+func (s *Service) Get(ctx context.Context, userID, chatID string) (*Chat, error) {
+	list, err := s.load(ctx, userID, []string{chatID})
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, notFound()
+	}
+	return list[0], nil
+}
+
+// List returns the user's chats, most recent activity first.
+func (s *Service) List(ctx context.Context, userID string) ([]*Chat, error) {
+	return s.load(ctx, userID, nil)
+}
+
+// load reads the user's chats (all, or those in ids) with participants, the
+// user's unread counts and the last messages, in four queries whatever the
+// number of chats.
+func (s *Service) load(ctx context.Context, userID string, ids []string) ([]*Chat, error) {
+	db := s.db.WithContext(ctx)
+	var rows []struct {
+		chatRow     `gorm:"embedded"`
+		UnreadCount int
+	}
+	q := db.Table("chats").Select("chats.*, m.unread_count").
+		Joins("JOIN chat_members m ON m.chat_id = chats.id AND m.user_id = ?", userID)
+	if ids != nil {
+		if !validIDs(ids) {
+			return nil, nil
+		}
+		q = q.Where("chats.id IN ?", ids)
+	}
+	if err := q.Order("COALESCE(chats.last_message_at, chats.created_at) DESC, chats.id DESC").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list chats: %w", err)
+	}
+	if len(rows) == 0 {
+		return []*Chat{}, nil
+	}
+	chatIDs := make([]string, len(rows))
+	byID := make(map[string]*Chat, len(rows))
+	out := make([]*Chat, len(rows))
+	for i, r := range rows {
+		c, err := s.openChat(&r.chatRow)
+		if err != nil {
+			return nil, err
+		}
+		c.UnreadCount = r.UnreadCount
+		chatIDs[i], byID[r.ID], out[i] = r.ID, c, c
+	}
+	var parts []struct {
+		ChatID string
+		ID     string
+		Email  string
+		Name   string
+		Role   string
+	}
+	if err := db.Table("chat_members").Select("chat_members.chat_id, users.id, users.email, users.name, chat_members.role").
+		Joins("JOIN users ON users.id = chat_members.user_id").
+		Where("chat_members.chat_id IN ?", chatIDs).Order("chat_members.joined_at, users.email").
+		Find(&parts).Error; err != nil {
+		return nil, fmt.Errorf("list participants: %w", err)
+	}
+	for _, p := range parts {
+		c := byID[p.ChatID]
+		c.Participants = append(c.Participants, Participant{ID: p.ID, Email: p.Email, Name: p.Name, Role: p.Role})
+	}
+	var last []messageRow
+	if err := db.Table("messages").Select("messages.*").
+		Joins("JOIN chats ON chats.id = messages.chat_id AND messages.seq = chats.last_seq").
+		Where("messages.chat_id IN ?", chatIDs).Find(&last).Error; err != nil {
+		return nil, fmt.Errorf("last messages: %w", err)
+	}
+	for i := range last {
+		m, err := s.openMessage(&last[i])
+		if err != nil {
+			return nil, err
+		}
+		byID[m.ChatID].LastMessage = m
+	}
+	return out, nil
+}
+
+// Update is a change to a chat's title or settings; nil fields stay.
+type Update struct {
+	Title    *string        `json:"title"`
+	Settings *SettingsPatch `json:"settings"`
+}
+
+// Update renames a chat or changes its settings. Any member may rename; only
+// the owner changes AI settings (they cost the owner's quota).
+func (s *Service) Update(ctx context.Context, userID, chatID string, up Update) (*Chat, error) {
+	c, err := s.Get(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]any{"updated_at": s.opt.Now()}
+	if up.Title != nil {
+		title, err := cleanTitle(*up.Title)
+		if err != nil {
+			return nil, err
+		}
+		ct, key := s.sealer.Seal([]byte(title), "chat", chatID, "title")
+		fields["title_ct"], fields["key_id"] = ct, key
+		if up.Settings == nil {
+			// title and settings share key_id: reseal settings with the same key
+			fields["settings_ct"] = s.sealSettings(chatID, c.Settings)
+		}
+	}
+	if up.Settings != nil {
+		if c.OwnerID != userID {
+			return nil, apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can change its AI settings.")
+		}
+		settings := up.Settings.Apply(c.Settings)
+		if err := settings.Validate(); err != nil {
+			return nil, err
+		}
+		fields["settings_ct"] = s.sealSettings(chatID, settings)
+		if up.Title == nil {
+			ct, key := s.sealer.Seal([]byte(c.Title), "chat", chatID, "title")
+			fields["title_ct"], fields["key_id"] = ct, key
+		}
+	}
+	if err := s.db.WithContext(ctx).Model(&chatRow{}).Where("id = ?", chatID).Updates(fields).Error; err != nil {
+		return nil, fmt.Errorf("update chat: %w", err)
+	}
+	return s.Get(ctx, userID, chatID)
+}
+
+// Delete removes a chat and everything in it; only its owner may.
+func (s *Service) Delete(ctx context.Context, userID, chatID string) ([]string, error) {
+	c, err := s.Get(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	if c.OwnerID != userID {
+		return nil, apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can delete it; you can leave it.")
+	}
+	if err := s.db.WithContext(ctx).Where("id = ?", chatID).Delete(&chatRow{}).Error; err != nil {
+		return nil, fmt.Errorf("delete chat: %w", err)
+	}
+	ids := memberIDs(c)
+	s.unread.invalidate(ids...)
+	return ids, nil
+}
+
+// AddParticipant adds the user with the given email; only the owner may.
+// A personal chat becomes a group chat.
+func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email string) (*Chat, error) {
+	c, err := s.Get(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	if c.OwnerID != userID {
+		return nil, apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can add participants.")
+	}
+	if len(c.Participants) >= MaxParticipants+1 {
+		return nil, apperr.Invalid("email", "A chat has at most %d participants.", MaxParticipants)
+	}
+	users, err := s.usersByEmail(ctx, []string{email})
+	if err != nil {
+		return nil, err
+	}
+	u := users[0]
+	if slices.ContainsFunc(c.Participants, func(p Participant) bool { return p.ID == u.ID }) {
+		return nil, &apperr.Error{Code: apperr.CodeAlreadyMember, Field: "email", Message: "They are already in this chat."}
+	}
+	now := s.opt.Now()
+	// A newcomer starts with nothing unread: history before they joined is
+	// visible but not counted.
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&memberRow{ChatID: chatID, UserID: u.ID, Role: RoleMember, JoinedAt: now, LastReadSeq: c.LastSeq}).Error; err != nil {
+			return err
+		}
+		return tx.Model(&chatRow{}).Where("id = ?", chatID).Updates(map[string]any{"kind": KindGroup, "updated_at": now}).Error
+	})
+	if err != nil {
+		if store.IsUniqueViolation(err) {
+			return nil, &apperr.Error{Code: apperr.CodeAlreadyMember, Field: "email", Message: "They are already in this chat."}
+		}
+		return nil, fmt.Errorf("add participant: %w", err)
+	}
+	s.unread.invalidate(u.ID)
+	return s.Get(ctx, userID, chatID)
+}
+
+// RemoveParticipant takes a member out of a chat: the owner may remove
+// anyone else, and any member may remove themselves (leave). Their access
+// ends at once.
+func (s *Service) RemoveParticipant(ctx context.Context, userID, chatID, memberID string) error {
+	c, err := s.Get(ctx, userID, chatID)
+	if err != nil {
+		return err
+	}
+	if memberID == userID && c.OwnerID == userID {
+		return apperr.New(apperr.CodeOwnerCannotLeave, "The owner cannot leave the chat; delete it instead.")
+	}
+	if memberID != userID && c.OwnerID != userID {
+		return apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can remove participants.")
+	}
+	res := s.db.WithContext(ctx).Where("chat_id = ? AND user_id = ?", chatID, memberID).Delete(&memberRow{})
+	if res.Error != nil {
+		return fmt.Errorf("remove participant: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return apperr.New(apperr.CodeUserNotFound, "They are not in this chat.")
+	}
+	s.unread.invalidate(memberID)
+	return nil
+}
+
+// Members returns the ids of the chat's members, or chat.notFound when
+// userID is not one of them.
+func (s *Service) Members(ctx context.Context, userID, chatID string) ([]string, error) {
+	if !validIDs([]string{chatID}) {
+		return nil, notFound()
+	}
+	var ids []string
+	if err := s.db.WithContext(ctx).Model(&memberRow{}).Where("chat_id = ?", chatID).Pluck("user_id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	if !slices.Contains(ids, userID) {
+		return nil, notFound()
+	}
+	return ids, nil
+}
+
+func (s *Service) usersByEmail(ctx context.Context, emails []string) ([]userRow, error) {
+	norm := make([]string, 0, len(emails))
+	for _, e := range emails {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if e == "" || len(e) > 254 {
+			return nil, apperr.Invalid("participants", "Participant email %q is not valid.", e)
+		}
+		if !slices.Contains(norm, e) {
+			norm = append(norm, e)
+		}
+	}
+	var users []userRow
+	if err := s.db.WithContext(ctx).Where("email IN ?", norm).Find(&users).Error; err != nil {
+		return nil, fmt.Errorf("find users: %w", err)
+	}
+	if len(users) != len(norm) {
+		for _, e := range norm {
+			if !slices.ContainsFunc(users, func(u userRow) bool { return u.Email == e }) {
+				return nil, &apperr.Error{Code: apperr.CodeUserNotFound, Field: "participants",
+					Message: fmt.Sprintf("No account with email %s.", e)}
+			}
+		}
+	}
+	return users, nil
+}
+
+func (s *Service) sealSettings(chatID string, st Settings) []byte {
+	b, _ := json.Marshal(st)
+	ct, _ := s.sealer.Seal(b, "chat", chatID, "settings")
+	return ct
+}
+
+func (s *Service) openChat(r *chatRow) (*Chat, error) {
+	title, err := s.sealer.Open(r.TitleCt, r.KeyID, "chat", r.ID, "title")
+	if err != nil {
+		return nil, fmt.Errorf("open chat %s title: %w", r.ID, err)
+	}
+	sb, err := s.sealer.Open(r.SettingsCt, r.KeyID, "chat", r.ID, "settings")
+	if err != nil {
+		return nil, fmt.Errorf("open chat %s settings: %w", r.ID, err)
+	}
+	var st Settings
+	if err := json.Unmarshal(sb, &st); err != nil {
+		return nil, fmt.Errorf("chat %s settings: %w", r.ID, err)
+	}
+	if st.Stop == nil {
+		st.Stop = []string{}
+	}
+	activity := r.CreatedAt
+	if r.LastMessageAt != nil {
+		activity = *r.LastMessageAt
+	}
+	return &Chat{ID: r.ID, Title: string(title), Kind: r.Kind, OwnerID: r.OwnerID, Settings: st,
+		Participants: []Participant{}, LastSeq: r.LastSeq, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		LastActivity: activity}, nil
+}
+
+func cleanTitle(s string) (string, error) {
+	s = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
+			return -1
+		}
+		return r
+	}, s))
+	if !utf8.ValidString(s) {
+		return "", apperr.Invalid("title", "Title must be valid UTF-8 text.")
+	}
+	if utf8.RuneCountInString(s) > MaxTitleLen {
+		return "", apperr.Invalid("title", "Title must be at most %d characters.", MaxTitleLen)
+	}
+	if s == "" {
+		s = "New chat"
+	}
+	return s, nil
+}
+
+func memberIDs(c *Chat) []string {
+	ids := make([]string, len(c.Participants))
+	for i, p := range c.Participants {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+var errInvalidSeq = apperr.Invalid("seq", "seq must be a positive number.")
+
+func notFound() error { return apperr.New(apperr.CodeChatNotFound, "Chat not found.") }
+
+// validIDs reports whether every id is a UUID; anything else cannot name a
+// row, and PostgreSQL would reject it with an error rather than no rows.
+func validIDs(ids []string) bool {
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+			return false
+		}
+	}
+	return true
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -1,0 +1,200 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/chat"
+	"github.com/gin-gonic/gin"
+)
+
+// handleChatList lists the caller's chats, most recent activity first.
+func (s *server) handleChatList(c *gin.Context) error {
+	list, err := s.chats.List(c.Request.Context(), me(c).UserID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"chats": list})
+	return nil
+}
+
+// handleChatCreate creates a chat owned by the caller.
+func (s *server) handleChatCreate(c *gin.Context) error {
+	var req chat.NewChat
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ch, err := s.chats.Create(c.Request.Context(), me(c).UserID, req)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, ch)
+	return nil
+}
+
+// handleChatGet shows one of the caller's chats.
+func (s *server) handleChatGet(c *gin.Context) error {
+	ch, err := s.chats.Get(c.Request.Context(), me(c).UserID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, ch)
+	return nil
+}
+
+// handleChatUpdate renames a chat or changes its AI settings.
+func (s *server) handleChatUpdate(c *gin.Context) error {
+	var req chat.Update
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Title == nil && req.Settings == nil {
+		return apperr.Invalid("", "Send title, settings, or both.")
+	}
+	ch, err := s.chats.Update(c.Request.Context(), me(c).UserID, c.Param("id"), req)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, ch)
+	return nil
+}
+
+// handleChatDelete deletes a chat (owner only).
+func (s *server) handleChatDelete(c *gin.Context) error {
+	if _, err := s.chats.Delete(c.Request.Context(), me(c).UserID, c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type participantRequest struct {
+	Email string `json:"email"`
+}
+
+// handleParticipantAdd adds someone to a chat by email (owner only).
+func (s *server) handleParticipantAdd(c *gin.Context) error {
+	var req participantRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Email == "" {
+		return apperr.Invalid("email", "email is required.")
+	}
+	ch, err := s.chats.AddParticipant(c.Request.Context(), me(c).UserID, c.Param("id"), req.Email)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, ch)
+	return nil
+}
+
+// handleParticipantRemove removes a member (owner), or the caller
+// themselves ("me" or their own id: leave).
+func (s *server) handleParticipantRemove(c *gin.Context) error {
+	p := me(c)
+	target := c.Param("user")
+	if target == "me" {
+		target = p.UserID
+	}
+	if err := s.chats.RemoveParticipant(c.Request.Context(), p.UserID, c.Param("id"), target); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type sendRequest struct {
+	Content  string `json:"content"`
+	ClientID string `json:"client_id"`
+}
+
+// handleMessageSend stores a message. A retry with the same client_id
+// answers 200 with the original message instead of 201.
+func (s *server) handleMessageSend(c *gin.Context) error {
+	var req sendRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	sent, err := s.chats.Send(c.Request.Context(), me(c).UserID, c.Param("id"), req.Content, req.ClientID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if sent.Duplicate {
+		status = http.StatusOK
+	}
+	c.JSON(status, sent.Message)
+	return nil
+}
+
+// handleMessageList pages through a chat's history by seq:
+// ?before=N (older than N, newest first), ?after=N (newer than N, oldest
+// first), ?limit=1..200 (default 50).
+func (s *server) handleMessageList(c *gin.Context) error {
+	var p chat.Page
+	var err error
+	if p.Before, err = queryInt(c, "before"); err != nil {
+		return err
+	}
+	if p.After, err = queryInt(c, "after"); err != nil {
+		return err
+	}
+	limit, err := queryInt(c, "limit")
+	if err != nil {
+		return err
+	}
+	if limit < 0 || limit > 200 {
+		return apperr.Invalid("limit", "limit must be between 1 and 200.")
+	}
+	p.Limit = int(limit)
+	msgs, more, err := s.chats.History(c.Request.Context(), me(c).UserID, c.Param("id"), p)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"messages": msgs, "has_more": more})
+	return nil
+}
+
+type readRequest struct {
+	Seq int64 `json:"seq"`
+}
+
+// handleChatRead marks a chat read, up to seq when given.
+func (s *server) handleChatRead(c *gin.Context) error {
+	var req readRequest
+	if c.Request.ContentLength != 0 {
+		if err := decode(c, &req); err != nil {
+			return err
+		}
+	}
+	u, err := s.chats.MarkRead(c.Request.Context(), me(c).UserID, c.Param("id"), req.Seq)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"chat_id": c.Param("id"), "unread_count": u.Chats[c.Param("id")], "total": u.Total})
+	return nil
+}
+
+// handleUnread returns the caller's unread counts per chat and in total.
+func (s *server) handleUnread(c *gin.Context) error {
+	u, err := s.chats.Unread(c.Request.Context(), me(c).UserID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, u)
+	return nil
+}
+
+func queryInt(c *gin.Context, name string) (int64, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, apperr.Invalid(name, "%s must be a non-negative integer.", name)
+	}
+	return n, nil
+}

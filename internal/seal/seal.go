@@ -1,0 +1,118 @@
+// Package seal encrypts what aichat stores (message text, chat
+// instructions) with AES-256-GCM. Each ciphertext is bound by associated data
+// to where it belongs (for a message: its id and chat), so a row copied to
+// another place fails to open, and records the id of the key that sealed it,
+// so keys can rotate while old rows stay readable.
+package seal
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aichat/aichat/internal/secrets"
+)
+
+// ErrOpen is returned when a ciphertext cannot be opened: wrong key, wrong
+// associated data, or tampering.
+var ErrOpen = errors.New("seal: cannot open ciphertext")
+
+// Sealer seals and opens with a keyring: the current key seals, any key opens.
+type Sealer struct {
+	mu      sync.RWMutex
+	current string
+	aeads   map[string]cipher.AEAD
+}
+
+// New returns a Sealer over ring.
+func New(ring secrets.Keyring) (*Sealer, error) {
+	s := &Sealer{}
+	if err := s.SetKeys(ring); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetKeys replaces the keyring, e.g. after a rotation added a key.
+func (s *Sealer) SetKeys(ring secrets.Keyring) error {
+	if len(ring) == 0 {
+		return errors.New("seal: empty keyring")
+	}
+	aeads := make(map[string]cipher.AEAD, len(ring))
+	for _, k := range ring {
+		if len(k.Secret) != 32 {
+			return fmt.Errorf("seal: key %q is %d bytes, want 32", k.ID, len(k.Secret))
+		}
+		block, err := aes.NewCipher(k.Secret)
+		if err != nil {
+			return err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return err
+		}
+		aeads[k.ID] = aead
+	}
+	s.mu.Lock()
+	s.current, s.aeads = ring.Current().ID, aeads
+	s.mu.Unlock()
+	return nil
+}
+
+// CurrentKeyID returns the id of the key Seal uses.
+func (s *Sealer) CurrentKeyID() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.current
+}
+
+// Seal encrypts plaintext bound to the associated data parts and returns the
+// ciphertext (random 96-bit nonce first) and the id of the key used.
+func (s *Sealer) Seal(plaintext []byte, aad ...string) ([]byte, string) {
+	s.mu.RLock()
+	id, aead := s.current, s.aeads[s.current]
+	s.mu.RUnlock()
+	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return aead.Seal(out, out, plaintext, encodeAAD(aad)), id
+}
+
+// Open decrypts a ciphertext made by Seal with key keyID and the same
+// associated data.
+func (s *Sealer) Open(ciphertext []byte, keyID string, aad ...string) ([]byte, error) {
+	s.mu.RLock()
+	aead, ok := s.aeads[keyID]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown key id %q", ErrOpen, keyID)
+	}
+	n := aead.NonceSize()
+	if len(ciphertext) < n+aead.Overhead() {
+		return nil, fmt.Errorf("%w: too short", ErrOpen)
+	}
+	pt, err := aead.Open(nil, ciphertext[:n], ciphertext[n:], encodeAAD(aad))
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return pt, nil
+}
+
+// encodeAAD length-prefixes each part so ("ab","c") and ("a","bc") differ.
+func encodeAAD(parts []string) []byte {
+	size := 0
+	for _, p := range parts {
+		size += 4 + len(p)
+	}
+	b := make([]byte, 0, size)
+	for _, p := range parts {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(p)))
+		b = append(b, p...)
+	}
+	return b
+}
