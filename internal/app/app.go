@@ -13,6 +13,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/aichat/aichat/internal/auth"
@@ -34,6 +37,9 @@ type App struct {
 	Chats   *chat.Service
 	Sealer  *seal.Sealer
 	Handler http.Handler
+
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 }
 
 // Options change how New builds the app; tests use them, production does not.
@@ -110,6 +116,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	})
 
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopBackground = stop
+	if cfg.EncryptionKeys == "" {
+		// Keys live in the data folder's file: follow it, so a rotation by
+		// "aichat keys rotate" reaches this running server.
+		reload := func() (secrets.Keyring, error) {
+			set, err := secrets.LoadFile(cfg.DataDir)
+			return set.Encryption, err
+		}
+		sealer.OnUnknownKey(reload)
+		a.background.Add(1)
+		go func() {
+			defer a.background.Done()
+			a.watchKeyFile(bg, reload)
+		}()
+	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
 		Log:          log,
 		Auth:         authSvc,
@@ -129,8 +151,48 @@ func (a *App) ready(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close stops background work and releases the database.
+func (a *App) Close() error {
+	a.stopBackground()
+	a.background.Wait()
+	return a.DB.Close()
+}
+
+// keyFilePoll is how often a running server looks for a rotated key file.
+const keyFilePoll = 5 * time.Second
+
+// watchKeyFile reloads the encryption keyring when the key file changes, so
+// new data is sealed with a key added by a rotation.
+func (a *App) watchKeyFile(ctx context.Context, reload func() (secrets.Keyring, error)) {
+	path := filepath.Join(a.Config.DataDir, secrets.FileName)
+	var last time.Time
+	if fi, err := os.Stat(path); err == nil {
+		last = fi.ModTime()
+	}
+	t := time.NewTicker(keyFilePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(path)
+		if err != nil || fi.ModTime().Equal(last) {
+			continue
+		}
+		last = fi.ModTime()
+		ring, err := reload()
+		if err == nil {
+			err = a.Sealer.SetKeys(ring)
+		}
+		if err != nil {
+			a.Log.Error("reload encryption keys", "err", err)
+			continue
+		}
+		a.Log.Info("encryption keys reloaded", "current", a.Sealer.CurrentKeyID(), "keys", len(ring))
+	}
+}
 
 // Serve accepts connections on ln until ctx ends, then shuts down gracefully:
 // it stops accepting and waits up to the configured timeout for requests in

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/config"
+	"github.com/aichat/aichat/internal/secrets"
 	"github.com/aichat/aichat/internal/store"
 )
 
@@ -24,6 +26,10 @@ Usage:
   aichat admin create --email E [--password P]
                                  create an admin (or promote E); prints a
                                  generated password when none is given
+  aichat keys rotate [--batch N] [--max-wait D]
+                                 add a new current encryption key and re-seal
+                                 every stored text with it, in batches, while
+                                 servers keep running
   aichat version                 print the version
 
 Flags: --addr, --data, --database-url, --redis-url (each mirrors its
@@ -48,6 +54,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args, getenv, stdout)
 	case "admin":
 		return admin(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		return keys(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "aichat %s (%s)\n", Version, runtime.Version())
 		return nil
@@ -156,6 +164,69 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	default:
 		fmt.Fprintf(stdout, "%s is already an admin\n", u.Email)
 	}
+	return nil
+}
+
+func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("keys: want 'keys rotate'")
+	}
+	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	batch := fs.Int("batch", 500, "rows re-sealed per transaction")
+	maxWait := fs.Duration("max-wait", 30*time.Second, "how long to keep re-sealing rows that running servers still write with the old key")
+	known, cfgArgs := splitFlags(args[1:], "batch", "max-wait")
+	if err := fs.Parse(known); err != nil {
+		return err
+	}
+	cfg, err := config.Load(cfgArgs, getenv)
+	if err != nil {
+		return err
+	}
+	cfg.AdminEmail, cfg.AdminPassword = "", ""
+	if cfg.EncryptionKeys == "" {
+		k, err := secrets.AddEncryptionKey(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added encryption key %s to %s (now current)\n", k.ID, filepath.Join(cfg.DataDir, secrets.FileName))
+	} else {
+		fmt.Fprintln(stdout, "AICHAT_ENCRYPTION_KEYS is set: re-sealing with its first key; to rotate, put a new key first in it on every server, then run this")
+	}
+	log := NewLogger(stderr, cfg.LogFormat, "warn")
+	a, err := New(ctx, cfg, log, Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	start := time.Now()
+	total := 0
+	for {
+		n, err := a.Chats.Reseal(ctx, *batch)
+		total += n
+		if err != nil {
+			return fmt.Errorf("re-seal: %w (%d rows done; run again to continue)", err, total)
+		}
+		stale, err := a.Chats.Stale(ctx)
+		if err != nil {
+			return err
+		}
+		if stale == 0 {
+			break
+		}
+		// Servers that have not yet reloaded the key file still seal new
+		// rows with the old key; they pick the new one up within seconds.
+		if time.Since(start) > *maxWait {
+			return fmt.Errorf("%d rows still use an old key after %s; run again once every server has reloaded its keys", stale, *maxWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	fmt.Fprintf(stdout, "re-sealed %d rows with key %s in %s\n", total, a.Sealer.CurrentKeyID(), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -131,7 +131,7 @@ func (s *Service) List(ctx context.Context, userID string) ([]*Chat, error) {
 func (s *Service) load(ctx context.Context, userID string, ids []string) ([]*Chat, error) {
 	db := s.db.WithContext(ctx)
 	var rows []struct {
-		chatRow     `gorm:"embedded"`
+		Row         chatRow `gorm:"embedded"` // exported: GORM skips unexported fields
 		UnreadCount int
 	}
 	q := db.Table("chats").Select("chats.*, m.unread_count").
@@ -152,12 +152,12 @@ func (s *Service) load(ctx context.Context, userID string, ids []string) ([]*Cha
 	byID := make(map[string]*Chat, len(rows))
 	out := make([]*Chat, len(rows))
 	for i, r := range rows {
-		c, err := s.openChat(&r.chatRow)
+		c, err := s.openChat(&r.Row)
 		if err != nil {
 			return nil, err
 		}
 		c.UnreadCount = r.UnreadCount
-		chatIDs[i], byID[r.ID], out[i] = r.ID, c, c
+		chatIDs[i], byID[c.ID], out[i] = c.ID, c, c
 	}
 	var parts []struct {
 		ChatID string

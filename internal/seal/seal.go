@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/aichat/aichat/internal/secrets"
 )
@@ -26,6 +27,13 @@ type Sealer struct {
 	mu      sync.RWMutex
 	current string
 	aeads   map[string]cipher.AEAD
+
+	// reload, when set, is asked for a fresh keyring when Open meets a key
+	// id it does not know: another process (aichat keys rotate) may have
+	// added a key and re-sealed rows with it. At most once per second.
+	reload     func() (secrets.Keyring, error)
+	reloadMu   sync.Mutex
+	lastReload time.Time
 }
 
 // New returns a Sealer over ring.
@@ -35,6 +43,13 @@ func New(ring secrets.Keyring) (*Sealer, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OnUnknownKey sets the function Open uses to look for keys it lacks.
+func (s *Sealer) OnUnknownKey(reload func() (secrets.Keyring, error)) {
+	s.reloadMu.Lock()
+	s.reload = reload
+	s.reloadMu.Unlock()
 }
 
 // SetKeys replaces the keyring, e.g. after a rotation added a key.
@@ -86,9 +101,10 @@ func (s *Sealer) Seal(plaintext []byte, aad ...string) ([]byte, string) {
 // Open decrypts a ciphertext made by Seal with key keyID and the same
 // associated data.
 func (s *Sealer) Open(ciphertext []byte, keyID string, aad ...string) ([]byte, error) {
-	s.mu.RLock()
-	aead, ok := s.aeads[keyID]
-	s.mu.RUnlock()
+	aead, ok := s.aead(keyID)
+	if !ok && s.tryReload() {
+		aead, ok = s.aead(keyID)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown key id %q", ErrOpen, keyID)
 	}
@@ -101,6 +117,29 @@ func (s *Sealer) Open(ciphertext []byte, keyID string, aad ...string) ([]byte, e
 		return nil, ErrOpen
 	}
 	return pt, nil
+}
+
+func (s *Sealer) aead(id string) (cipher.AEAD, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.aeads[id]
+	return a, ok
+}
+
+// tryReload reloads the keyring if a reload function is set and none ran in
+// the last second, and reports whether it loaded one.
+func (s *Sealer) tryReload() bool {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.reload == nil || time.Since(s.lastReload) < time.Second {
+		return false
+	}
+	s.lastReload = time.Now()
+	ring, err := s.reload()
+	if err != nil || len(ring) == 0 {
+		return false
+	}
+	return s.SetKeys(ring) == nil
 }
 
 // encodeAAD length-prefixes each part so ("ab","c") and ("a","bc") differ.

@@ -193,3 +193,33 @@ func Random(n int) []byte {
 	}
 	return b
 }
+
+// LoadFile reads the key file in dataDir without creating it.
+func LoadFile(dataDir string) (Set, error) {
+	path := filepath.Join(dataDir, FileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Set{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	var set Set
+	if err := json.Unmarshal(b, &set); err != nil {
+		return Set{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(set.JWT) == 0 || len(set.Encryption) == 0 {
+		return Set{}, fmt.Errorf("read %s: missing keys", path)
+	}
+	return set, nil
+}
+
+// AddEncryptionKey puts a fresh encryption key at the front of the key file's
+// encryption keyring, making it current, and returns it. Older keys stay so
+// rows sealed with them can still be opened until they are re-sealed.
+func AddEncryptionKey(dataDir string) (Key, error) {
+	set, err := LoadFile(dataDir)
+	if err != nil {
+		return Key{}, err
+	}
+	k := NewKey()
+	set.Encryption = append(Keyring{k}, set.Encryption...)
+	return k, Save(dataDir, set)
+}

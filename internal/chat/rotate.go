@@ -1,0 +1,115 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// Reseal re-encrypts, in batches, every chat and message not sealed with the
+// current key, and returns how many rows it changed. Each row is updated only
+// if its key id is still the one read, so it is safe beside a running server
+// writing the same tables. Call it again until it returns 0.
+func (s *Service) Reseal(ctx context.Context, batch int) (int, error) {
+	if batch <= 0 {
+		batch = 500
+	}
+	total := 0
+	for {
+		n, err := s.resealMessages(ctx, batch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for {
+		n, err := s.resealChats(ctx, batch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// Stale counts the rows not yet sealed with the current key.
+func (s *Service) Stale(ctx context.Context) (int64, error) {
+	cur := s.sealer.CurrentKeyID()
+	var m, c int64
+	db := s.db.WithContext(ctx)
+	if err := db.Model(&messageRow{}).Where("key_id <> ?", cur).Count(&m).Error; err != nil {
+		return 0, err
+	}
+	if err := db.Model(&chatRow{}).Where("key_id <> ?", cur).Count(&c).Error; err != nil {
+		return 0, err
+	}
+	return m + c, nil
+}
+
+func (s *Service) resealMessages(ctx context.Context, batch int) (int, error) {
+	cur := s.sealer.CurrentKeyID()
+	var rows []messageRow
+	if err := s.db.WithContext(ctx).Select("id", "chat_id", "content_ct", "key_id").
+		Where("key_id <> ?", cur).Order("id").Limit(batch).Find(&rows).Error; err != nil {
+		return 0, fmt.Errorf("reseal messages: %w", err)
+	}
+	n := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, r := range rows {
+			pt, err := s.sealer.Open(r.ContentCt, r.KeyID, "message", r.ID, r.ChatID)
+			if err != nil {
+				return fmt.Errorf("message %s: %w", r.ID, err)
+			}
+			ct, key := s.sealer.Seal(pt, "message", r.ID, r.ChatID)
+			res := tx.Model(&messageRow{}).Where("id = ? AND key_id = ?", r.ID, r.KeyID).
+				Updates(map[string]any{"content_ct": ct, "key_id": key})
+			if res.Error != nil {
+				return res.Error
+			}
+			n += int(res.RowsAffected)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (s *Service) resealChats(ctx context.Context, batch int) (int, error) {
+	cur := s.sealer.CurrentKeyID()
+	var rows []chatRow
+	if err := s.db.WithContext(ctx).Select("id", "title_ct", "settings_ct", "key_id").
+		Where("key_id <> ?", cur).Order("id").Limit(batch).Find(&rows).Error; err != nil {
+		return 0, fmt.Errorf("reseal chats: %w", err)
+	}
+	n := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, r := range rows {
+			title, err := s.sealer.Open(r.TitleCt, r.KeyID, "chat", r.ID, "title")
+			if err != nil {
+				return fmt.Errorf("chat %s: %w", r.ID, err)
+			}
+			settings, err := s.sealer.Open(r.SettingsCt, r.KeyID, "chat", r.ID, "settings")
+			if err != nil {
+				return fmt.Errorf("chat %s: %w", r.ID, err)
+			}
+			tct, key := s.sealer.Seal(title, "chat", r.ID, "title")
+			sct, key2 := s.sealer.Seal(settings, "chat", r.ID, "settings")
+			if key != key2 {
+				return fmt.Errorf("chat %s: key changed during reseal; run again", r.ID)
+			}
+			res := tx.Model(&chatRow{}).Where("id = ? AND key_id = ?", r.ID, r.KeyID).
+				Updates(map[string]any{"title_ct": tct, "settings_ct": sct, "key_id": key})
+			if res.Error != nil {
+				return res.Error
+			}
+			n += int(res.RowsAffected)
+		}
+		return nil
+	})
+	return n, err
+}
