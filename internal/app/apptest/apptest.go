@@ -133,9 +133,14 @@ func (s *Server) Do(t testing.TB, method, path, token string, body any) *Respons
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return send(t, req)
+}
+
+func send(t testing.TB, req *http.Request) *Response {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
@@ -210,14 +215,5 @@ func (s *Server) DoHeader(t testing.TB, method, path string, header map[string]s
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return send(t, req)
 }
