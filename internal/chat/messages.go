@@ -38,11 +38,8 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if err != nil {
 		return nil, err
 	}
-	if clientID != "" {
-		if prev, err := s.byClientID(ctx, chatID, userID, clientID, content); prev != nil || err != nil {
-			return &Sent{Message: prev, Duplicate: true, Members: members}, err
-		}
-	}
+	// No look-up of client_id first: the unique index catches a retry, and
+	// the failed insert rolls back whole, so the common case costs nothing.
 	uid, cid := userID, clientID
 	row := messageRow{ID: newID(), ChatID: chatID, AuthorID: &uid, AuthorKind: AuthorUser,
 		Status: StatusComplete, CreatedAt: s.opt.Now()}
@@ -53,8 +50,11 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 		if clientID != "" && store.IsUniqueViolation(err) {
 			// A concurrent retry with the same client_id won the race.
 			prev, err := s.byClientID(ctx, chatID, userID, clientID, content)
-			if prev != nil || err != nil {
-				return &Sent{Message: prev, Duplicate: true, Members: members}, err
+			if err != nil {
+				return nil, err
+			}
+			if prev != nil {
+				return &Sent{Message: prev, Duplicate: true, Members: members}, nil
 			}
 		}
 		return nil, err
@@ -70,26 +70,60 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 // insert seals content into row and stores it with the chat's next seq.
 // The UPDATE ... RETURNING takes the chat row's lock on PostgreSQL (SQLite's
 // BEGIN IMMEDIATE serializes writers anyway), so concurrent senders get
-// consecutive numbers with no gaps.
+// consecutive numbers with no gaps. On PostgreSQL the three writes are one
+// statement, so a send costs one round trip and a failure leaves nothing.
 func (s *Service) insert(ctx context.Context, row *messageRow, content, skipUnread string) error {
+	row.ContentCt, row.KeyID = s.sealer.Seal([]byte(content), "message", row.ID, row.ChatID)
+	if s.db.Dialect == store.Postgres {
+		return s.insertPostgres(ctx, row, skipUnread)
+	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var seq int64
+		var seq []int64
 		err := tx.Raw("UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ? RETURNING last_seq",
 			row.CreatedAt, row.CreatedAt, row.ChatID).Scan(&seq).Error
 		if err != nil {
 			return fmt.Errorf("next seq: %w", err)
 		}
-		if seq == 0 {
+		if len(seq) == 0 {
 			return notFound()
 		}
-		row.Seq = seq
-		row.ContentCt, row.KeyID = s.sealer.Seal([]byte(content), "message", row.ID, row.ChatID)
+		row.Seq = seq[0]
 		if err := tx.Create(row).Error; err != nil {
 			return err
 		}
 		return tx.Model(&memberRow{}).Where("chat_id = ? AND user_id <> ?", row.ChatID, skipUnread).
 			Update("unread_count", gorm.Expr("unread_count + 1")).Error
 	})
+}
+
+// insertPostgres is insert as one statement. Data-modifying CTEs all run
+// against one snapshot; the chat row's lock still orders concurrent senders
+// because the INSERT and the members' UPDATE depend on the locked row.
+func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnread string) error {
+	var seq []int64
+	err := s.db.WithContext(ctx).Raw(`WITH c AS (
+			UPDATE chats SET last_seq = last_seq + 1, last_message_at = @at, updated_at = @at
+			WHERE id = @chat RETURNING last_seq
+		), m AS (
+			INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id, status, created_at)
+			SELECT @id, @chat, c.last_seq, @author, @kind, @client, @ct, @key, @status, @at FROM c
+			RETURNING seq
+		), u AS (
+			UPDATE chat_members SET unread_count = unread_count + 1
+			WHERE chat_id = @chat AND user_id <> @skip AND EXISTS (SELECT 1 FROM m)
+		)
+		SELECT seq FROM m`,
+		map[string]any{"at": row.CreatedAt, "chat": row.ChatID, "id": row.ID, "author": row.AuthorID,
+			"kind": row.AuthorKind, "client": row.ClientID, "ct": row.ContentCt, "key": row.KeyID,
+			"status": row.Status, "skip": skipUnread}).Scan(&seq).Error
+	if err != nil {
+		return err
+	}
+	if len(seq) == 0 {
+		return notFound()
+	}
+	row.Seq = seq[0]
+	return nil
 }
 
 func (s *Service) byClientID(ctx context.Context, chatID, userID, clientID, content string) (*Message, error) {

@@ -41,8 +41,12 @@ type Service struct {
 // NewService returns a Service over db, sealing with sealer.
 func NewService(db *store.DB, sealer *seal.Sealer, opt Options) *Service {
 	if opt.Now == nil {
-		opt.Now = func() time.Time { return time.Now().UTC() }
+		opt.Now = time.Now
 	}
+	// PostgreSQL keeps microseconds; truncating here makes what Send
+	// returns equal to what a later read returns, on both databases.
+	now := opt.Now
+	opt.Now = func() time.Time { return now().UTC().Truncate(time.Microsecond) }
 	if opt.MaxMessageBytes <= 0 {
 		opt.MaxMessageBytes = DefaultMessageSize
 	}
@@ -278,12 +282,19 @@ func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email stri
 	}
 	now := s.opt.Now()
 	// A newcomer starts with nothing unread: history before they joined is
-	// visible but not counted.
+	// visible but not counted. The chat row is updated (and so locked)
+	// first, so a concurrent send either lands before the newcomer's read
+	// mark or counts them as unread, never neither.
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(&memberRow{ChatID: chatID, UserID: u.ID, Role: RoleMember, JoinedAt: now, LastReadSeq: c.LastSeq}).Error; err != nil {
+		var last []int64
+		if err := tx.Raw("UPDATE chats SET kind = ?, updated_at = ? WHERE id = ? RETURNING last_seq", KindGroup, now, chatID).
+			Scan(&last).Error; err != nil {
 			return err
 		}
-		return tx.Model(&chatRow{}).Where("id = ?", chatID).Updates(map[string]any{"kind": KindGroup, "updated_at": now}).Error
+		if len(last) == 0 {
+			return notFound()
+		}
+		return tx.Create(&memberRow{ChatID: chatID, UserID: u.ID, Role: RoleMember, JoinedAt: now, LastReadSeq: last[0]}).Error
 	})
 	if err != nil {
 		if store.IsUniqueViolation(err) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"gorm.io/gorm"
 )
 
 // Unread is a user's unread counts: per chat and the total for the badge.
@@ -22,21 +25,31 @@ func (s *Service) MarkRead(ctx context.Context, userID, chatID string, seq int64
 	if seq < 0 {
 		return nil, errInvalidSeq
 	}
-	db := s.db.WithContext(ctx)
-	var last int64
-	if err := db.Model(&chatRow{}).Where("id = ?", chatID).Pluck("last_seq", &last).Error; err != nil {
-		return nil, fmt.Errorf("mark read: %w", err)
-	}
-	if seq == 0 || seq > last {
-		seq = last
-	}
-	// Count what is left after seq, not written by the reader.
-	err := db.Exec(`UPDATE chat_members SET last_read_seq = ?, unread_count = (
-			SELECT count(*) FROM messages WHERE messages.chat_id = ? AND messages.seq > ?
-			AND (messages.author_id IS NULL OR messages.author_id <> ?))
-		WHERE chat_id = ? AND user_id = ? AND last_read_seq <= ?`,
-		seq, chatID, seq, userID, chatID, userID, seq).Error
+	// Locking the chat row first (a no-op UPDATE) orders this against
+	// concurrent sends: the count below sees every message up to last_seq
+	// and none that a sender is still adding.
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var last []int64
+		if err := tx.Raw("UPDATE chats SET last_seq = last_seq WHERE id = ? RETURNING last_seq", chatID).Scan(&last).Error; err != nil {
+			return err
+		}
+		if len(last) == 0 {
+			return notFound()
+		}
+		if seq == 0 || seq > last[0] {
+			seq = last[0]
+		}
+		// Count what is left after seq, not written by the reader.
+		return tx.Exec(`UPDATE chat_members SET last_read_seq = ?, unread_count = (
+				SELECT count(*) FROM messages WHERE messages.chat_id = ? AND messages.seq > ?
+				AND (messages.author_id IS NULL OR messages.author_id <> ?))
+			WHERE chat_id = ? AND user_id = ? AND last_read_seq <= ?`,
+			seq, chatID, seq, userID, chatID, userID, seq).Error
+	})
 	if err != nil {
+		if _, ok := apperr.As(err); ok {
+			return nil, err
+		}
 		return nil, fmt.Errorf("mark read: %w", err)
 	}
 	s.unread.invalidate(userID)
