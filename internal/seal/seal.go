@@ -54,14 +54,11 @@ func (s *Sealer) OnUnknownKey(reload func() (secrets.Keyring, error)) {
 
 // SetKeys replaces the keyring, e.g. after a rotation added a key.
 func (s *Sealer) SetKeys(ring secrets.Keyring) error {
-	if len(ring) == 0 {
-		return errors.New("seal: empty keyring")
+	if err := ring.Validate(); err != nil {
+		return fmt.Errorf("seal: %w", err)
 	}
 	aeads := make(map[string]cipher.AEAD, len(ring))
 	for _, k := range ring {
-		if len(k.Secret) != 32 {
-			return fmt.Errorf("seal: key %q is %d bytes, want 32", k.ID, len(k.Secret))
-		}
 		block, err := aes.NewCipher(k.Secret)
 		if err != nil {
 			return err

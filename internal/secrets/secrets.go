@@ -47,6 +47,40 @@ func (r Keyring) Find(id string) (Key, bool) {
 	return Key{}, false
 }
 
+// Validate checks what every user of a keyring relies on: at least one
+// key, ids present and unique (an id names exactly one secret, or rows
+// sealed under it could open with the wrong key), and 256-bit secrets.
+func (r Keyring) Validate() error {
+	if len(r) == 0 {
+		return errors.New("no keys")
+	}
+	seen := make(map[string]bool, len(r))
+	for _, k := range r {
+		if k.ID == "" {
+			return errors.New("a key has no id")
+		}
+		if seen[k.ID] {
+			return fmt.Errorf("key id %q repeated", k.ID)
+		}
+		seen[k.ID] = true
+		if len(k.Secret) != 32 {
+			return fmt.Errorf("key %q must be 32 bytes, got %d", k.ID, len(k.Secret))
+		}
+	}
+	return nil
+}
+
+// Validate checks both keyrings.
+func (s Set) Validate() error {
+	if err := s.JWT.Validate(); err != nil {
+		return fmt.Errorf("jwt keys: %w", err)
+	}
+	if err := s.Encryption.Validate(); err != nil {
+		return fmt.Errorf("encryption keys: %w", err)
+	}
+	return nil
+}
+
 // Set is all of aichat's key material.
 type Set struct {
 	JWT        Keyring `json:"jwt"`
@@ -127,8 +161,8 @@ func loadOrCreate(dir string) (Set, bool, error) {
 		if err := json.Unmarshal(b, &set); err != nil {
 			return set, false, fmt.Errorf("read %s: %w", path, err)
 		}
-		if len(set.JWT) == 0 || len(set.Encryption) == 0 {
-			return set, false, fmt.Errorf("read %s: missing keys", path)
+		if err := set.Validate(); err != nil {
+			return set, false, fmt.Errorf("read %s: %w", path, err)
 		}
 		return set, false, nil
 	}
@@ -205,8 +239,8 @@ func LoadFile(dataDir string) (Set, error) {
 	if err := json.Unmarshal(b, &set); err != nil {
 		return Set{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	if len(set.JWT) == 0 || len(set.Encryption) == 0 {
-		return Set{}, fmt.Errorf("read %s: missing keys", path)
+	if err := set.Validate(); err != nil {
+		return Set{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return set, nil
 }
@@ -220,6 +254,9 @@ func AddEncryptionKey(dataDir string) (Key, error) {
 		return Key{}, err
 	}
 	k := NewKey()
+	for _, taken := set.Encryption.Find(k.ID); taken; _, taken = set.Encryption.Find(k.ID) {
+		k = NewKey() // 32-bit ids: rare, but a clash would shadow a key
+	}
 	set.Encryption = append(Keyring{k}, set.Encryption...)
 	return k, Save(dataDir, set)
 }
