@@ -272,7 +272,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 	if u.TokenVersion != claims.Version || u.Role != claims.Role {
 		return nil, apperr.New(apperr.CodeInvalidToken, "Token was revoked; refresh or sign in again.")
 	}
-	return &Principal{UserID: u.ID, Role: u.Role, Email: u.Email, SessionID: claims.Session}, nil
+	return &Principal{UserID: u.ID, Role: u.Role, Email: u.Email, SessionID: claims.Session,
+		Expires: claims.ExpiresAt.Time.UTC()}, nil
 }
 
 // User returns the user with the given id.

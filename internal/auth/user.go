@@ -51,4 +51,7 @@ type Principal struct {
 	Role      Role
 	Email     string
 	SessionID string // the refresh-token family, "" for other credentials
+	// Expires is when the credential that authenticated this caller stops
+	// being valid (an access token's exp); a socket must not outlive it.
+	Expires time.Time
 }

@@ -22,6 +22,7 @@ func (s *server) routes(r *gin.Engine) {
 	me.GET("/me/sessions", s.h(s.handleSessionList))
 	me.DELETE("/me/sessions/:id", s.h(s.handleSessionDelete))
 	me.GET("/me/unread", s.h(s.handleUnread))
+	me.POST("/ws/ticket", s.h(s.handleTicket))
 
 	me.GET("/chats", s.h(s.handleChatList))
 	me.POST("/chats", s.h(s.handleChatCreate))
