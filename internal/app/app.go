@@ -22,9 +22,14 @@ import (
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/config"
 	"github.com/aichat/aichat/internal/httpapi"
+	"github.com/aichat/aichat/internal/realtime"
+	"github.com/aichat/aichat/internal/realtime/redisbroker"
 	"github.com/aichat/aichat/internal/seal"
 	"github.com/aichat/aichat/internal/secrets"
 	"github.com/aichat/aichat/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // App is a built aichat: its services and its HTTP handler.
@@ -36,6 +41,9 @@ type App struct {
 	Auth    *auth.Service
 	Chats   *chat.Service
 	Sealer  *seal.Sealer
+	Broker  realtime.Broker
+	Hub     *realtime.Hub
+	Metrics *prometheus.Registry
 	Handler http.Handler
 
 	stopBackground context.CancelFunc
@@ -48,6 +56,10 @@ type Options struct {
 	Argon2 *auth.Argon2Params
 	// Now overrides the clock.
 	Now func() time.Time
+	// Hub overrides real-time timings (tests shorten pings and grace periods).
+	Hub realtime.Options
+	// BrokerPrefix namespaces Redis keys and channels (tests isolate runs).
+	BrokerPrefix string
 }
 
 // New builds the app from cfg: opens and migrates the database and builds
@@ -115,9 +127,36 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Now:             now,
 	})
 
-	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer}
+	var broker realtime.Broker = realtime.NewLocal()
+	if cfg.RedisURL != "" {
+		rb, err := redisbroker.New(ctx, cfg.RedisURL, redisbroker.Options{Prefix: opt.BrokerPrefix, Log: log})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("connect to Redis (AICHAT_REDIS_URL): %w", err)
+		}
+		broker = rb
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hubOpt := opt.Hub
+	hubOpt.Chats, hubOpt.Broker, hubOpt.Log, hubOpt.Metrics = chatSvc, broker, log, realtime.NewMetrics(reg)
+	hubOpt.MaxConnsPerUser = int(cfg.WSMaxConnsPerUser)
+	hubOpt.MaxFrameBytes = cfg.WSMaxFrameBytes
+	hubOpt.CommandsPerMinute = int(cfg.WSCommandsPerMin)
+	hubOpt.QueueSize = int(cfg.WSQueueSize)
+	hub := realtime.NewHub(hubOpt)
+
+	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer,
+		Broker: broker, Hub: hub, Metrics: reg}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopBackground = stop
+	a.background.Add(1)
+	go func() {
+		defer a.background.Done()
+		if err := hub.Run(bg); err != nil {
+			log.Error("real-time hub stopped", "err", err)
+		}
+	}()
 	if cfg.EncryptionKeys == "" {
 		// Keys live in the data folder's file: follow it, so a rotation by
 		// "aichat keys rotate" reaches this running server.
@@ -133,28 +172,41 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		}()
 	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
-		Log:          log,
-		Auth:         authSvc,
-		Chats:        chatSvc,
-		Ready:        a.ready,
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		Log:            log,
+		Auth:           authSvc,
+		Chats:          chatSvc,
+		Hub:            hub,
+		Ready:          a.ready,
+		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		AllowedOrigins: cfg.AllowedOrigins,
 	})
 	return a, nil
 }
 
-// ready reports whether the app can serve: the database answers.
+// ready reports whether the app can serve: the database and the broker
+// answer.
 func (a *App) ready(ctx context.Context) error {
 	if err := a.DB.Ping(ctx); err != nil {
 		a.Log.Warn("readiness: database unreachable", "err", err)
 		return errors.New("database unreachable")
 	}
+	if err := a.Broker.Ping(ctx); err != nil {
+		a.Log.Warn("readiness: broker unreachable", "err", err)
+		return errors.New("broker unreachable")
+	}
 	return nil
 }
 
-// Close stops background work and releases the database.
+// Close closes every socket, stops background work and releases the
+// database and the broker.
 func (a *App) Close() error {
+	a.Hub.Shutdown()
 	a.stopBackground()
 	a.background.Wait()
+	if c, ok := a.Broker.(interface{ Close() error }); ok {
+		c.Close()
+	}
 	return a.DB.Close()
 }
 
@@ -207,6 +259,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
+	// Sockets are hijacked, so Shutdown does not wait for them: tell their
+	// clients to reconnect elsewhere (1001) as soon as shutdown starts.
+	srv.RegisterOnShutdown(a.Hub.Shutdown)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

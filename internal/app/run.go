@@ -89,7 +89,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		"url", "http://"+ln.Addr().String(),
 		"database", cfg.Database(),
 		"database_at", a.DB.Where,
-		"broker", cfg.Broker(),
+		"broker", a.Broker.Name(),
 		"data_dir", cfg.DataDir,
 		"startup_ms", time.Since(start).Milliseconds())
 	return a.Serve(ctx, ln)

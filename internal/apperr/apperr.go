@@ -40,6 +40,12 @@ const (
 	CodeAlreadyMember      = "chat.alreadyMember"
 	CodeMessageNotFound    = "message.notFound"
 	CodeIdempotency        = "message.idempotencyConflict"
+	CodeWSUpgradeRequired  = "webSocket.upgradeRequired"
+	CodeWSOrigin           = "webSocket.originForbidden"
+	CodeWSClosed           = "webSocket.closed"
+	CodeWSBadCommand       = "webSocket.badCommand"
+	CodeWSUnknownCommand   = "webSocket.unknownCommand"
+	CodeAINotGenerating    = "ai.notGenerating"
 )
 
 // Error is an error with a stable code and a message safe for the client.

@@ -237,16 +237,20 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Session, error) {
 
 // Logout revokes the session the refresh token belongs to. Unknown tokens
 // are ignored: logging out twice is not an error.
-func (s *Service) Logout(ctx context.Context, token string) error {
+func (s *Service) Logout(ctx context.Context, token string) (*Principal, error) {
 	var rt refreshToken
 	err := s.db.WithContext(ctx).Where("token_hash = ?", hashToken(token)).Take(&rt).Error
 	if store.IsNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("load refresh token: %w", err)
+		return nil, fmt.Errorf("load refresh token: %w", err)
 	}
-	return s.revokeFamily(ctx, rt.FamilyID)
+	if err := s.revokeFamily(ctx, rt.FamilyID); err != nil {
+		return nil, err
+	}
+	// Who signed out, so their open sockets of this session can be closed.
+	return &Principal{UserID: rt.UserID, SessionID: rt.FamilyID}, nil
 }
 
 // Authenticate verifies an access token and that its user still exists, is

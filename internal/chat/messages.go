@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aichat/aichat/internal/apperr"
@@ -46,7 +47,8 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if clientID != "" {
 		row.ClientID = &cid
 	}
-	if err := s.insert(ctx, &row, content, userID); err != nil {
+	unread, err := s.insert(ctx, &row, content, userID)
+	if err != nil {
 		if clientID != "" && store.IsUniqueViolation(err) {
 			// A concurrent retry with the same client_id won the race.
 			prev, err := s.byClientID(ctx, chatID, userID, clientID, content)
@@ -59,11 +61,12 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 		}
 		return nil, err
 	}
-	s.unread.invalidate(members...)
 	m, err := s.openMessage(&row)
 	if err != nil {
 		return nil, err
 	}
+	s.unread.apply(unread...)
+	s.events.MessageCreated(m, members, unread)
 	return &Sent{Message: m, Members: members}, nil
 }
 
@@ -72,12 +75,37 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 // BEGIN IMMEDIATE serializes writers anyway), so concurrent senders get
 // consecutive numbers with no gaps. On PostgreSQL the three writes are one
 // statement, so a send costs one round trip and a failure leaves nothing.
-func (s *Service) insert(ctx context.Context, row *messageRow, content, skipUnread string) error {
+func (s *Service) insert(ctx context.Context, row *messageRow, content, skipUnread string) ([]UnreadChange, error) {
 	row.ContentCt, row.KeyID = s.sealer.Seal([]byte(content), "message", row.ID, row.ChatID)
+	var counts []unreadRow
+	var err error
 	if s.db.Dialect == store.Postgres {
-		return s.insertPostgres(ctx, row, skipUnread)
+		counts, err = s.insertPostgres(ctx, row, skipUnread)
+	} else {
+		counts, err = s.insertSQLite(ctx, row, skipUnread)
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	if err != nil {
+		return nil, err
+	}
+	changes := make([]UnreadChange, 0, len(counts))
+	for _, c := range counts {
+		if c.UserID != "" {
+			changes = append(changes, UnreadChange{UserID: c.UserID, ChatID: row.ChatID, Count: c.UnreadCount, Ver: 2 * row.Seq})
+		}
+	}
+	return changes, nil
+}
+
+// unreadRow is a member's new unread count, as the insert returns it.
+type unreadRow struct {
+	Seq         int64
+	UserID      string
+	UnreadCount int
+}
+
+func (s *Service) insertSQLite(ctx context.Context, row *messageRow, skipUnread string) ([]unreadRow, error) {
+	var counts []unreadRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var seq []int64
 		err := tx.Raw("UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ? RETURNING last_seq",
 			row.CreatedAt, row.CreatedAt, row.ChatID).Scan(&seq).Error
@@ -91,16 +119,17 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, skipUnre
 		if err := tx.Create(row).Error; err != nil {
 			return err
 		}
-		return tx.Model(&memberRow{}).Where("chat_id = ? AND user_id <> ?", row.ChatID, skipUnread).
-			Update("unread_count", gorm.Expr("unread_count + 1")).Error
+		return tx.Raw("UPDATE chat_members SET unread_count = unread_count + 1 WHERE chat_id = ? AND user_id <> ? RETURNING user_id, unread_count",
+			row.ChatID, skipUnread).Scan(&counts).Error
 	})
+	return counts, err
 }
 
 // insertPostgres is insert as one statement. Data-modifying CTEs all run
 // against one snapshot; the chat row's lock still orders concurrent senders
 // because the INSERT and the members' UPDATE depend on the locked row.
-func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnread string) error {
-	var seq []int64
+func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnread string) ([]unreadRow, error) {
+	var counts []unreadRow
 	err := s.db.WithContext(ctx).Raw(`WITH c AS (
 			UPDATE chats SET last_seq = last_seq + 1, last_message_at = @at, updated_at = @at
 			WHERE id = @chat RETURNING last_seq
@@ -111,19 +140,20 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnrea
 		), u AS (
 			UPDATE chat_members SET unread_count = unread_count + 1
 			WHERE chat_id = @chat AND user_id <> @skip AND EXISTS (SELECT 1 FROM m)
+			RETURNING user_id, unread_count
 		)
-		SELECT seq FROM m`,
+		SELECT m.seq, COALESCE(u.user_id::text, '') AS user_id, COALESCE(u.unread_count, 0) AS unread_count FROM m LEFT JOIN u ON true`,
 		map[string]any{"at": row.CreatedAt, "chat": row.ChatID, "id": row.ID, "author": row.AuthorID,
 			"kind": row.AuthorKind, "client": row.ClientID, "ct": row.ContentCt, "key": row.KeyID,
-			"status": row.Status, "skip": skipUnread}).Scan(&seq).Error
+			"status": row.Status, "skip": skipUnread}).Scan(&counts).Error
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(seq) == 0 {
-		return notFound()
+	if len(counts) == 0 {
+		return nil, notFound()
 	}
-	row.Seq = seq[0]
-	return nil
+	row.Seq = counts[0].Seq
+	return counts, nil
 }
 
 func (s *Service) byClientID(ctx context.Context, chatID, userID, clientID, content string) (*Message, error) {
@@ -165,6 +195,7 @@ func (s *Service) checkContent(content string) error {
 type Page struct {
 	Before int64
 	After  int64
+	Since  time.Time // with After unset: messages created after it, oldest first
 	Limit  int
 }
 
@@ -189,6 +220,8 @@ func (s *Service) History(ctx context.Context, userID, chatID string, p Page) ([
 		if p.Before > 0 {
 			q = q.Where("seq < ?", p.Before)
 		}
+	case !p.Since.IsZero():
+		q = q.Where("created_at > ?", p.Since).Order("seq ASC")
 	case p.Before > 0:
 		q = q.Where("seq < ?", p.Before).Order("seq DESC")
 	default:

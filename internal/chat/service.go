@@ -36,6 +36,7 @@ type Service struct {
 	sealer *seal.Sealer
 	opt    Options
 	unread *unreadCache
+	events Events
 }
 
 // NewService returns a Service over db, sealing with sealer.
@@ -50,7 +51,7 @@ func NewService(db *store.DB, sealer *seal.Sealer, opt Options) *Service {
 	if opt.MaxMessageBytes <= 0 {
 		opt.MaxMessageBytes = DefaultMessageSize
 	}
-	return &Service{db: db, sealer: sealer, opt: opt, unread: newUnreadCache()}
+	return &Service{db: db, sealer: sealer, opt: opt, unread: newUnreadCache(), events: noEvents{}}
 }
 
 // NewChat is what a user asks for when creating a chat.
@@ -108,7 +109,12 @@ func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat
 	if err != nil {
 		return nil, fmt.Errorf("create chat: %w", err)
 	}
-	return s.Get(ctx, ownerID, id)
+	c, err := s.Get(ctx, ownerID, id)
+	if err != nil {
+		return nil, err
+	}
+	s.events.ChatChanged(id, memberIDs(c), nil)
+	return c, nil
 }
 
 // Get returns a chat the user is a member of. For anyone else the chat does
@@ -239,7 +245,12 @@ func (s *Service) Update(ctx context.Context, userID, chatID string, up Update) 
 	if err := s.db.WithContext(ctx).Model(&chatRow{}).Where("id = ?", chatID).Updates(fields).Error; err != nil {
 		return nil, fmt.Errorf("update chat: %w", err)
 	}
-	return s.Get(ctx, userID, chatID)
+	c, err = s.Get(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	s.events.ChatChanged(chatID, memberIDs(c), nil)
+	return c, nil
 }
 
 // Delete removes a chat and everything in it; only its owner may.
@@ -256,6 +267,7 @@ func (s *Service) Delete(ctx context.Context, userID, chatID string) ([]string, 
 	}
 	ids := memberIDs(c)
 	s.unread.invalidate(ids...)
+	s.events.ChatChanged(chatID, nil, ids)
 	return ids, nil
 }
 
@@ -303,7 +315,12 @@ func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email stri
 		return nil, fmt.Errorf("add participant: %w", err)
 	}
 	s.unread.invalidate(u.ID)
-	return s.Get(ctx, userID, chatID)
+	c, err = s.Get(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	s.events.ChatChanged(chatID, memberIDs(c), nil)
+	return c, nil
 }
 
 // RemoveParticipant takes a member out of a chat: the owner may remove
@@ -328,7 +345,22 @@ func (s *Service) RemoveParticipant(ctx context.Context, userID, chatID, memberI
 		return apperr.New(apperr.CodeUserNotFound, "They are not in this chat.")
 	}
 	s.unread.invalidate(memberID)
+	rest := slices.DeleteFunc(memberIDs(c), func(id string) bool { return id == memberID })
+	s.events.ChatChanged(chatID, rest, []string{memberID})
 	return nil
+}
+
+// Contacts returns the users who share at least one chat with userID:
+// the people who see userID's presence.
+func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT o.user_id FROM chat_members m
+		JOIN chat_members o ON o.chat_id = m.chat_id
+		WHERE m.user_id = ? AND o.user_id <> ?`, userID, userID).Scan(&ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	return ids, nil
 }
 
 // Members returns the ids of the chat's members, or chat.notFound when

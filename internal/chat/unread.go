@@ -25,6 +25,7 @@ func (s *Service) MarkRead(ctx context.Context, userID, chatID string, seq int64
 	if seq < 0 {
 		return nil, errInvalidSeq
 	}
+	var change *UnreadChange
 	// Locking the chat row first (a no-op UPDATE) orders this against
 	// concurrent sends: the count below sees every message up to last_seq
 	// and none that a sender is still adding.
@@ -40,11 +41,19 @@ func (s *Service) MarkRead(ctx context.Context, userID, chatID string, seq int64
 			seq = last[0]
 		}
 		// Count what is left after seq, not written by the reader.
-		return tx.Exec(`UPDATE chat_members SET last_read_seq = ?, unread_count = (
+		var counts []int
+		err := tx.Raw(`UPDATE chat_members SET last_read_seq = ?, unread_count = (
 				SELECT count(*) FROM messages WHERE messages.chat_id = ? AND messages.seq > ?
 				AND (messages.author_id IS NULL OR messages.author_id <> ?))
-			WHERE chat_id = ? AND user_id = ? AND last_read_seq <= ?`,
-			seq, chatID, seq, userID, chatID, userID, seq).Error
+			WHERE chat_id = ? AND user_id = ? AND last_read_seq <= ? RETURNING unread_count`,
+			seq, chatID, seq, userID, chatID, userID, seq).Scan(&counts).Error
+		if err != nil {
+			return err
+		}
+		if len(counts) > 0 {
+			change = &UnreadChange{UserID: userID, ChatID: chatID, Count: counts[0], Ver: 2*last[0] + 1}
+		}
+		return nil
 	})
 	if err != nil {
 		if _, ok := apperr.As(err); ok {
@@ -52,7 +61,10 @@ func (s *Service) MarkRead(ctx context.Context, userID, chatID string, seq int64
 		}
 		return nil, fmt.Errorf("mark read: %w", err)
 	}
-	s.unread.invalidate(userID)
+	if change != nil {
+		s.unread.apply(*change)
+		s.events.UnreadChanged(*change)
+	}
 	return s.Unread(ctx, userID)
 }
 
@@ -61,79 +73,123 @@ func (s *Service) Unread(ctx context.Context, userID string) (*Unread, error) {
 	if u, ok := s.unread.get(userID); ok {
 		return u, nil
 	}
-	ver := s.unread.version(userID)
+	gen := s.unread.generation(userID)
+	// One statement reads each count with its chat's last seq, so the
+	// versions match the counts (see UnreadChange).
 	var rows []struct {
 		ChatID      string
 		UnreadCount int
+		LastSeq     int64
 	}
-	if err := s.db.WithContext(ctx).Model(&memberRow{}).Select("chat_id, unread_count").
-		Where("user_id = ? AND unread_count > 0", userID).Find(&rows).Error; err != nil {
+	if err := s.db.WithContext(ctx).Table("chat_members").
+		Select("chat_members.chat_id, chat_members.unread_count, chats.last_seq").
+		Joins("JOIN chats ON chats.id = chat_members.chat_id").
+		Where("chat_members.user_id = ?", userID).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
 	}
-	u := &Unread{Chats: make(map[string]int, len(rows))}
+	e := &userUnread{chats: make(map[string]chatUnread, len(rows))}
 	for _, r := range rows {
-		u.Chats[r.ChatID] = r.UnreadCount
-		u.Total += r.UnreadCount
+		e.chats[r.ChatID] = chatUnread{count: r.UnreadCount, ver: 2*r.LastSeq + 1}
 	}
-	s.unread.put(userID, ver, u)
-	return u.clone(), nil
+	s.unread.put(userID, gen, e)
+	return e.snapshot(), nil
 }
+
+// ApplyUnread records unread changes made elsewhere (another instance),
+// so cached counts stay right without a reload.
+func (s *Service) ApplyUnread(changes ...UnreadChange) { s.unread.apply(changes...) }
 
 // InvalidateUnread drops cached counts, e.g. when another instance changed
-// them.
+// a user's chats, or when changes from other instances may have been lost.
 func (s *Service) InvalidateUnread(userIDs ...string) { s.unread.invalidate(userIDs...) }
 
-func (u *Unread) clone() *Unread {
-	c := &Unread{Total: u.Total, Chats: make(map[string]int, len(u.Chats))}
-	for k, v := range u.Chats {
-		c.Chats[k] = v
-	}
-	return c
-}
+// InvalidateAllUnread drops every cached count.
+func (s *Service) InvalidateAllUnread() { s.unread.reset() }
 
 // unreadCache keeps users' unread counts in memory. The database is the
-// truth: a change invalidates, and the next read reloads. A load that
-// started before an invalidation must not store its stale result, so each
-// user has a version that invalidation bumps and put checks.
+// truth; the cache follows it two ways. Counts changed by a send or a read
+// are applied in place, ordered by their version, so a busy chat does not
+// cost a reload per message per member. Membership changes invalidate, and
+// the next read reloads; a load that started before an invalidation must
+// not store its stale result, so each user has a generation that
+// invalidation bumps and put checks.
 type unreadCache struct {
-	mu       sync.Mutex
-	entries  map[string]*Unread
-	versions map[string]uint64
+	mu          sync.Mutex
+	entries     map[string]*userUnread
+	generations map[string]uint64
+	epoch       uint64 // bumped by reset; part of every generation check
+}
+
+type userUnread struct {
+	chats map[string]chatUnread
+}
+
+type chatUnread struct {
+	count int
+	ver   int64
+}
+
+func (e *userUnread) snapshot() *Unread {
+	u := &Unread{Chats: map[string]int{}}
+	for id, c := range e.chats {
+		if c.count > 0 {
+			u.Chats[id] = c.count
+			u.Total += c.count
+		}
+	}
+	return u
 }
 
 // maxCachedUsers bounds the cache; past it, it starts over.
 const maxCachedUsers = 100_000
 
 func newUnreadCache() *unreadCache {
-	return &unreadCache{entries: map[string]*Unread{}, versions: map[string]uint64{}}
+	return &unreadCache{entries: map[string]*userUnread{}, generations: map[string]uint64{}}
 }
 
 func (c *unreadCache) get(user string) (*Unread, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u, ok := c.entries[user]
+	e, ok := c.entries[user]
 	if !ok {
 		return nil, false
 	}
-	return u.clone(), true
+	return e.snapshot(), true
 }
 
-func (c *unreadCache) version(user string) uint64 {
+func (c *unreadCache) generation(user string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.versions[user]
+	return c.generations[user] + c.epoch<<32
 }
 
-func (c *unreadCache) put(user string, ver uint64, u *Unread) {
+func (c *unreadCache) put(user string, gen uint64, e *userUnread) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.versions[user] != ver {
+	if c.generations[user]+c.epoch<<32 != gen {
 		return
 	}
 	if len(c.entries) >= maxCachedUsers {
-		c.entries = map[string]*Unread{}
+		c.entries = map[string]*userUnread{}
 	}
-	c.entries[user] = u.clone()
+	c.entries[user] = e
+}
+
+// apply sets counts of cached users where the change is not older than
+// what is cached. Users not cached are skipped: their next load is fresh.
+func (c *unreadCache) apply(changes ...UnreadChange) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range changes {
+		e, ok := c.entries[ch.UserID]
+		if !ok {
+			continue
+		}
+		if cur, ok := e.chats[ch.ChatID]; ok && cur.ver > ch.Ver {
+			continue
+		}
+		e.chats[ch.ChatID] = chatUnread{count: ch.Count, ver: ch.Ver}
+	}
 }
 
 func (c *unreadCache) invalidate(users ...string) {
@@ -141,11 +197,23 @@ func (c *unreadCache) invalidate(users ...string) {
 	defer c.mu.Unlock()
 	for _, u := range users {
 		delete(c.entries, u)
-		c.versions[u]++
+		c.generations[u]++
 	}
-	if len(c.versions) >= maxCachedUsers {
-		// Versions only matter while a load is in flight; dropping them can
-		// at worst let one stale load in, and the next change evicts it.
-		c.versions = map[string]uint64{}
+	if len(c.generations) >= maxCachedUsers {
+		c.resetLocked()
 	}
+}
+
+func (c *unreadCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resetLocked()
+}
+
+// resetLocked drops everything; bumping the epoch keeps loads in flight
+// from storing results that predate it.
+func (c *unreadCache) resetLocked() {
+	c.entries = map[string]*userUnread{}
+	c.generations = map[string]uint64{}
+	c.epoch++
 }

@@ -41,6 +41,12 @@ type Config struct {
 	AIModel         string  // model of a new chat ("" lets the provider choose)
 	AITemperature   float64 // temperature of a new chat
 	AIDepth         int64   // past messages a new chat sends to the model
+
+	AllowedOrigins    []string // origins allowed to open /ws; empty: the server's own
+	WSMaxConnsPerUser int64    // open sockets per user
+	WSMaxFrameBytes   int64    // largest frame a client may send (close 1009 past it)
+	WSCommandsPerMin  int64    // commands a socket may send per minute (close 1008 past it)
+	WSQueueSize       int64    // events queued for one socket before it is dropped as too slow
 }
 
 // Default returns the configuration used when nothing is set.
@@ -62,6 +68,11 @@ func Default() Config {
 		MaxMessageBytes: 16 << 10,
 		AITemperature:   0.7,
 		AIDepth:         20,
+
+		WSMaxConnsPerUser: 20,
+		WSMaxFrameBytes:   64 << 10,
+		WSCommandsPerMin:  600,
+		WSQueueSize:       256,
 	}
 }
 
@@ -135,6 +146,23 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			c.AIDepth = int64(n)
 		}
 	}
+	if v := getenv("AICHAT_ALLOWED_ORIGINS"); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimRight(strings.TrimSpace(o), "/")
+			if o == "" {
+				continue
+			}
+			if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "") {
+				errs = append(errs, fmt.Sprintf("AICHAT_ALLOWED_ORIGINS: %q is not an origin like https://chat.example.com", o))
+				continue
+			}
+			c.AllowedOrigins = append(c.AllowedOrigins, strings.ToLower(o))
+		}
+	}
+	num(&c.WSMaxConnsPerUser, "AICHAT_WS_MAX_CONNS_PER_USER")
+	num(&c.WSMaxFrameBytes, "AICHAT_WS_MAX_FRAME_BYTES")
+	num(&c.WSCommandsPerMin, "AICHAT_WS_COMMANDS_PER_MINUTE")
+	num(&c.WSQueueSize, "AICHAT_WS_QUEUE_SIZE")
 
 	fs := flag.NewFlagSet("aichat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
+	"github.com/aichat/aichat/internal/realtime"
 	"github.com/gin-gonic/gin"
 )
 
@@ -80,8 +81,12 @@ func (s *server) handleLogout(c *gin.Context) error {
 	if req.RefreshToken == "" {
 		return apperr.Invalid("refresh_token", "refresh_token is required.")
 	}
-	if err := s.auth.Logout(c.Request.Context(), req.RefreshToken); err != nil {
+	p, err := s.auth.Logout(c.Request.Context(), req.RefreshToken)
+	if err != nil {
 		return err
+	}
+	if p != nil {
+		s.deps.Hub.Kick([]string{p.UserID}, p.SessionID, realtime.CloseTokenExpired, "Signed out.")
 	}
 	c.Status(http.StatusNoContent)
 	return nil
@@ -116,6 +121,9 @@ func (s *server) handleChangePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every older token is void now; sockets opened with one close so
+	// their clients refresh (or sign in again on other devices).
+	s.deps.Hub.Kick([]string{me(c).UserID}, "", realtime.CloseTokenExpired, "Password changed; sign in again.")
 	noStore(c)
 	c.JSON(http.StatusOK, sess)
 	return nil
@@ -137,6 +145,7 @@ func (s *server) handleSessionDelete(c *gin.Context) error {
 	if err := s.auth.RevokeSession(c.Request.Context(), me(c).UserID, c.Param("id")); err != nil {
 		return err
 	}
+	s.deps.Hub.Kick([]string{me(c).UserID}, c.Param("id"), realtime.CloseTokenExpired, "This session was signed out.")
 	c.Status(http.StatusNoContent)
 	return nil
 }
@@ -163,6 +172,12 @@ func (s *server) handleAdminUserUpdate(c *gin.Context) error {
 	u, err := s.auth.UpdateUser(c.Request.Context(), c.Param("id"), req)
 	if err != nil {
 		return err
+	}
+	switch {
+	case req.Blocked != nil && *req.Blocked:
+		s.deps.Hub.Kick([]string{u.ID}, "", realtime.ClosePolicy, "This account was blocked.")
+	default:
+		s.deps.Hub.Kick([]string{u.ID}, "", realtime.CloseTokenExpired, "Your account changed; reconnect.")
 	}
 	c.JSON(http.StatusOK, u)
 	return nil

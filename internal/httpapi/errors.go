@@ -39,6 +39,8 @@ var statusByCode = map[string]int{
 	apperr.CodeAlreadyMember:      http.StatusConflict,
 	apperr.CodeMessageNotFound:    http.StatusNotFound,
 	apperr.CodeIdempotency:        http.StatusUnprocessableEntity,
+	apperr.CodeWSUpgradeRequired:  http.StatusUpgradeRequired,
+	apperr.CodeWSOrigin:           http.StatusForbidden,
 }
 
 // errorBody is the JSON shape of every error answer.

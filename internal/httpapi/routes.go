@@ -9,6 +9,10 @@ import (
 func (s *server) routes(r *gin.Engine) {
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.h(s.handleReadyz))
+	if s.deps.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(s.deps.Metrics))
+	}
+	r.GET("/ws", s.h(s.handleWS))
 
 	api := r.Group("/api/v1")
 	api.POST("/auth/register", s.h(s.handleRegister))

@@ -14,6 +14,7 @@ import (
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/chat"
+	"github.com/aichat/aichat/internal/realtime"
 	"github.com/gin-gonic/gin"
 )
 
@@ -22,8 +23,12 @@ type Deps struct {
 	Log          *slog.Logger
 	Auth         *auth.Service
 	Chats        *chat.Service
+	Hub          *realtime.Hub
 	Ready        func(ctx context.Context) error // nil error when dependencies answer
+	Metrics      http.Handler                    // serves /metrics
 	MaxBodyBytes int64
+	// AllowedOrigins may open /ws; empty means the server's own origin.
+	AllowedOrigins []string
 }
 
 type server struct {

@@ -1,0 +1,37 @@
+package chat
+
+// Events hears about changes once they are committed, so connected clients
+// learn of them. The real-time hub implements it; with none set, nobody
+// listens. Implementations must not block: they run on the caller's request.
+type Events interface {
+	// MessageCreated: m is stored in a chat with these members; unread
+	// holds the new counts of every member but the author.
+	MessageCreated(m *Message, members []string, unread []UnreadChange)
+	// UnreadChanged: a user's count for a chat changed other than by a new
+	// message (they read it).
+	UnreadChanged(changes ...UnreadChange)
+	// ChatChanged: the chat's title, settings or members changed; members
+	// are who is in it now and removed who lost access (left, removed, or
+	// the chat was deleted).
+	ChatChanged(chatID string, members, removed []string)
+}
+
+// UnreadChange is one user's unread count for one chat, as of Ver. Ver
+// orders changes that may arrive out of order from several instances: a new
+// message at seq n has Ver 2n, a read (or a load) when the chat's last seq
+// was n has Ver 2n+1, so a read after message n wins over it.
+type UnreadChange struct {
+	UserID string `json:"u"`
+	ChatID string `json:"c"`
+	Count  int    `json:"n"`
+	Ver    int64  `json:"v"`
+}
+
+// SetEvents sets who hears about changes; call it before serving.
+func (s *Service) SetEvents(e Events) { s.events = e }
+
+type noEvents struct{}
+
+func (noEvents) MessageCreated(*Message, []string, []UnreadChange) {}
+func (noEvents) UnreadChanged(...UnreadChange)                     {}
+func (noEvents) ChatChanged(string, []string, []string)            {}

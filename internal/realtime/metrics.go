@@ -1,0 +1,47 @@
+package realtime
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the hub's Prometheus collectors.
+type Metrics struct {
+	Connections    prometheus.Gauge
+	Connects       prometheus.Counter
+	Disconnects    *prometheus.CounterVec // by reason
+	EventsSent     *prometheus.CounterVec // by event type
+	Commands       *prometheus.CounterVec // by command
+	QueueDrops     prometheus.Counter
+	Replayed       prometheus.Counter
+	PublishSeconds prometheus.Histogram
+	PublishErrors  prometheus.Counter
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil: not
+// registered, as in tests that start several hubs).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aichat_ws_connections",
+			Help: "Open WebSocket connections on this instance."}),
+		Connects: prometheus.NewCounter(prometheus.CounterOpts{Name: "aichat_ws_connects_total",
+			Help: "WebSocket connections accepted."}),
+		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aichat_ws_disconnects_total",
+			Help: "WebSocket connections ended, by reason."}, []string{"reason"}),
+		EventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aichat_ws_events_sent_total",
+			Help: "Frames written to sockets, by event type."}, []string{"type"}),
+		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aichat_ws_commands_total",
+			Help: "Commands received from sockets, by command."}, []string{"command"}),
+		QueueDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "aichat_ws_queue_drops_total",
+			Help: "Sockets dropped because their send queue was full."}),
+		Replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "aichat_ws_replayed_messages_total",
+			Help: "Messages replayed from the database by resume."}),
+		PublishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aichat_broker_publish_seconds",
+			Help:    "Time to publish one event to the broker.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1}}),
+		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "aichat_broker_publish_errors_total",
+			Help: "Events the broker failed to publish."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Connections, m.Connects, m.Disconnects, m.EventsSent, m.Commands,
+			m.QueueDrops, m.Replayed, m.PublishSeconds, m.PublishErrors)
+	}
+	return m
+}

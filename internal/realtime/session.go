@@ -1,0 +1,325 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aichat/aichat/internal/auth"
+	"github.com/gorilla/websocket"
+)
+
+// Session is one open socket: one tab or device of one user. A reader
+// goroutine runs for the session's whole life; a writer goroutine runs
+// only while there is something to write, so an idle socket costs one
+// goroutine and no buffers.
+type Session struct {
+	ID        string
+	User      *auth.Principal
+	hub       *Hub
+	conn      *websocket.Conn
+	expiry    *time.Timer
+	ctx       context.Context // ends when the session closes
+	cancel    context.CancelFunc
+	readDone  chan struct{}
+	bucket    tokenBucket
+	lastTyped map[string]time.Time // reader-owned: typing throttle per chat
+
+	closed atomic.Bool // set with closing, read by the writer without the lock
+
+	mu       sync.Mutex
+	items    []item // what the writer has yet to write
+	writing  bool   // a writer goroutine is running
+	closing  bool   // close was asked for: nothing more is queued
+	holding  bool   // chat events wait in held until a resume completes
+	held     []item
+	holdStop *time.Timer
+	code     int    // close code, once closing
+	reason   string // close reason, once closing
+}
+
+type itemOp uint8
+
+const (
+	opFrame itemOp = iota
+	opPing
+	opClose
+)
+
+// item is one thing for the writer to do. Chat events carry their chat
+// and seq so a resume can hold them and drop the ones it replayed.
+type item struct {
+	op     itemOp
+	typ    string
+	frame  []byte
+	chatID string
+	seq    int64
+}
+
+// push queues a frame for the writer. It never blocks: a session whose
+// queue is full is closed as too slow, and the hub moves on.
+func (s *Session) push(it item) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	if s.holding && it.chatID != "" {
+		if len(s.held) < s.hub.opt.QueueSize*4 {
+			s.held = append(s.held, it)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		s.hub.metrics.QueueDrops.Inc()
+		s.close(websocket.ClosePolicyViolation, "Too many events arrived while resuming; reconnect and resume again.", "slow")
+		return
+	}
+	if len(s.items) >= s.hub.opt.QueueSize && it.op == opFrame {
+		s.mu.Unlock()
+		s.hub.metrics.QueueDrops.Inc()
+		s.close(websocket.ClosePolicyViolation, "Too slow: events were arriving faster than this connection read them. Reconnect and resume.", "slow")
+		return
+	}
+	s.items = append(s.items, it)
+	s.startWriterLocked()
+	s.mu.Unlock()
+}
+
+func (s *Session) startWriterLocked() {
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
+}
+
+// writeLoop writes queued items until none are left, then exits.
+func (s *Session) writeLoop() {
+	var batch []item
+	for {
+		s.mu.Lock()
+		if len(s.items) == 0 {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		batch, s.items = s.items, batch[:0]
+		s.mu.Unlock()
+		for i, it := range batch {
+			if s.closed.Load() && it.op != opClose {
+				break // closing: skip the backlog, the close item is queued
+			}
+			if !s.write(it) {
+				s.mu.Lock()
+				s.items, s.writing = nil, false
+				s.mu.Unlock()
+				return
+			}
+			batch[i] = item{} // let the frame go
+		}
+	}
+}
+
+// write performs one item; false means the socket is done.
+func (s *Session) write(it item) bool {
+	deadline := time.Now().Add(s.hub.opt.WriteWait)
+	switch it.op {
+	case opPing:
+		if err := s.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+			s.close(0, "", "write_error")
+			return false
+		}
+		return true
+	case opClose:
+		s.finish(it, deadline)
+		return false
+	}
+	s.conn.SetWriteDeadline(deadline)
+	if err := s.conn.WriteMessage(websocket.TextMessage, it.frame); err != nil {
+		s.close(0, "", "write_error")
+		return false
+	}
+	s.hub.metrics.EventsSent.WithLabelValues(it.typ).Inc()
+	return true
+}
+
+// finish sends the last error frame and the close frame, waits briefly
+// for the client's close so the frames are read before the TCP connection
+// goes, and closes it.
+func (s *Session) finish(it item, deadline time.Time) {
+	if it.frame != nil {
+		s.conn.SetWriteDeadline(deadline)
+		if s.conn.WriteMessage(websocket.TextMessage, it.frame) == nil {
+			s.hub.metrics.EventsSent.WithLabelValues(EventError).Inc()
+		}
+		s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(s.code, truncate(s.reason, 120)), deadline)
+		select {
+		case <-s.readDone:
+		case <-time.After(closeGrace):
+		}
+	}
+	s.conn.Close()
+}
+
+// closeGrace is how long the server waits for the client's close frame.
+const closeGrace = 2 * time.Second
+
+// close ends the session once: with a code, the client first gets an
+// error frame saying why and a close frame with that code; with code 0 the
+// connection is just dropped (the peer is gone or broke the protocol).
+// why labels the disconnect metric.
+func (s *Session) close(code int, reason, why string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.closing, s.code, s.reason = true, code, reason
+	s.closed.Store(true)
+	s.items, s.held, s.holding = s.items[:0], nil, false
+	if s.holdStop != nil {
+		s.holdStop.Stop()
+	}
+	last := item{op: opClose}
+	if code != 0 {
+		last.frame = encode(EventError, "", errorData{Code: CodeClosed, Message: reason})
+	}
+	s.items = append(s.items, last)
+	s.startWriterLocked()
+	s.mu.Unlock()
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.cancel()
+	s.hub.metrics.Disconnects.WithLabelValues(why).Inc()
+}
+
+// Close closes the session with a code and a reason for the client.
+func (s *Session) Close(code int, reason string) { s.close(code, reason, "server") }
+
+// readLoop reads commands until the socket fails or closes. It owns the
+// session's life: when it returns the session is gone from the hub.
+func (s *Session) readLoop() {
+	defer func() {
+		close(s.readDone)
+		s.hub.unregister(s)
+	}()
+	defer func() {
+		if v := recover(); v != nil {
+			s.hub.log.Error("panic in socket reader", "session", s.ID, "panic", v)
+			s.close(websocket.CloseInternalServerErr, "Internal error.", "panic")
+		}
+	}()
+	s.conn.SetReadLimit(s.hub.opt.MaxFrameBytes)
+	s.conn.SetReadDeadline(time.Now().Add(s.hub.opt.PongWait))
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(s.hub.opt.PongWait))
+	})
+	for {
+		_, msg, err := s.conn.ReadMessage()
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		s.conn.SetReadDeadline(time.Now().Add(s.hub.opt.PongWait))
+		if !s.bucket.take(time.Now()) {
+			s.close(websocket.ClosePolicyViolation, "Too many commands: the limit is "+itoa(s.hub.opt.CommandsPerMinute)+" per minute.", "rate_limit")
+			continue // keep reading until the client's close arrives
+		}
+		s.hub.handle(s, msg)
+	}
+}
+
+func (s *Session) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		s.close(websocket.CloseMessageTooBig, "Frame too big: the limit is "+itoa(int(s.hub.opt.MaxFrameBytes))+" bytes.", "too_big")
+	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
+		s.close(0, "", "client")
+	case errors.As(err, &ne) && ne.Timeout():
+		s.close(websocket.ClosePolicyViolation, "No pong within the keep-alive window.", "no_pong")
+	default:
+		s.close(0, "", "client")
+	}
+}
+
+// hold makes chat events wait until a resume replays what was missed, so
+// the client sees every chat's messages in order. If no resume comes
+// within holdTimeout the held events are let go.
+func (s *Session) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.holding {
+		return
+	}
+	s.holding = true
+	s.holdStop = time.AfterFunc(holdTimeout, func() { s.release(nil) })
+}
+
+const holdTimeout = 10 * time.Second
+
+// release queues the replayed items, then the held live events the replay
+// did not already cover, and ends holding.
+func (s *Session) release(replayed []item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	if s.holdStop != nil {
+		s.holdStop.Stop()
+		s.holdStop = nil
+	}
+	top := map[string]int64{}
+	for _, it := range replayed {
+		s.items = append(s.items, it)
+		if it.seq > top[it.chatID] {
+			top[it.chatID] = it.seq
+		}
+	}
+	for _, it := range s.held {
+		if it.typ == EventChatMessage && it.seq <= top[it.chatID] {
+			continue // replayed already
+		}
+		s.items = append(s.items, it)
+	}
+	s.held, s.holding = nil, false
+	if len(s.items) > 0 {
+		s.startWriterLocked()
+	}
+}
+
+// tokenBucket limits commands: a full minute's allowance may be spent at
+// once, and it refills evenly.
+type tokenBucket struct {
+	perMin int
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens, b.last = float64(b.perMin), now
+	}
+	b.tokens += now.Sub(b.last).Minutes() * float64(b.perMin)
+	if b.tokens > float64(b.perMin) {
+		b.tokens = float64(b.perMin)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
