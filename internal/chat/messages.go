@@ -9,6 +9,7 @@ import (
 
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/store"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
@@ -125,27 +126,66 @@ func (s *Service) insertSQLite(ctx context.Context, row *messageRow, skipUnread 
 	return counts, err
 }
 
-// insertPostgres is insert as one statement. Data-modifying CTEs all run
-// against one snapshot; the chat row's lock still orders concurrent senders
-// because the INSERT and the members' UPDATE depend on the locked row.
+// insertPostgres sends two statements in one round trip (a pgx batch runs
+// in one implicit transaction). The first bumps the chat's seq and so
+// takes its row lock, which orders concurrent senders and member changes;
+// the second inserts the message and bumps unread counts. It must be a
+// second statement: under READ COMMITTED each statement sees the database
+// as of its own start, so only a statement that starts after the lock is
+// held sees a member added just before. A failure rolls both back.
 func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnread string) ([]unreadRow, error) {
+	sqlDB, err := s.db.DB.DB()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
 	var counts []unreadRow
-	err := s.db.WithContext(ctx).Raw(`WITH c AS (
-			UPDATE chats SET last_seq = last_seq + 1, last_message_at = @at, updated_at = @at
-			WHERE id = @chat RETURNING last_seq
-		), m AS (
-			INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id, status, created_at)
-			SELECT @id, @chat, c.last_seq, @author, @kind, @client, @ct, @key, @status, @at FROM c
-			RETURNING seq
-		), u AS (
-			UPDATE chat_members SET unread_count = unread_count + 1
-			WHERE chat_id = @chat AND user_id <> @skip AND EXISTS (SELECT 1 FROM m)
-			RETURNING user_id, unread_count
-		)
-		SELECT m.seq, COALESCE(u.user_id::text, '') AS user_id, COALESCE(u.unread_count, 0) AS unread_count FROM m LEFT JOIN u ON true`,
-		map[string]any{"at": row.CreatedAt, "chat": row.ChatID, "id": row.ID, "author": row.AuthorID,
-			"kind": row.AuthorKind, "client": row.ClientID, "ct": row.ContentCt, "key": row.KeyID,
-			"status": row.Status, "skip": skipUnread}).Scan(&counts).Error
+	err = conn.Raw(func(dc any) error {
+		pc, ok := dc.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return fmt.Errorf("insert message: driver connection %T is not pgx", dc)
+		}
+		b := &pgx.Batch{}
+		b.Queue("UPDATE chats SET last_seq = last_seq + 1, last_message_at = $1, updated_at = $1 WHERE id = $2",
+			row.CreatedAt, row.ChatID)
+		b.Queue(`WITH m AS (
+				INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id, status, created_at)
+				SELECT $1, c.id, c.last_seq, $3, $4, $5, $6, $7, $8, $9 FROM chats c WHERE c.id = $2
+				RETURNING seq
+			), u AS (
+				UPDATE chat_members SET unread_count = unread_count + 1
+				WHERE chat_id = $2 AND user_id <> $10 AND EXISTS (SELECT 1 FROM m)
+				RETURNING user_id, unread_count
+			)
+			SELECT m.seq, COALESCE(u.user_id::text, ''), COALESCE(u.unread_count, 0) FROM m LEFT JOIN u ON true`,
+			row.ID, row.ChatID, row.AuthorID, row.AuthorKind, row.ClientID, row.ContentCt, row.KeyID, row.Status,
+			row.CreatedAt, skipUnread)
+		br := pc.Conn().SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r unreadRow
+			if err := rows.Scan(&r.Seq, &r.UserID, &r.UnreadCount); err != nil {
+				return err
+			}
+			counts = append(counts, r)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return br.Close()
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -69,25 +69,32 @@ func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat
 	if err != nil {
 		return nil, err
 	}
+	if len(in.Participants) > MaxParticipants {
+		return nil, apperr.Invalid("participants", "At most %d participants.", MaxParticipants)
+	}
+	var members []userRow
+	if len(in.Participants) > 0 {
+		found, err := s.usersByEmail(ctx, "participants", in.Participants)
+		if err != nil {
+			return nil, err
+		}
+		// Naming yourself adds no one: such a chat is still personal.
+		for _, m := range found {
+			if m.ID != ownerID {
+				members = append(members, m)
+			}
+		}
+	}
 	kind := KindPersonal
 	defaults := s.opt.Defaults
 	defaults.AIMode = ModeAlways
-	if len(in.Participants) > 0 {
+	if len(members) > 0 {
 		kind = KindGroup
 		defaults.AIMode = ModeMention
 	}
 	settings := in.Settings.Apply(defaults)
 	if err := settings.Validate(); err != nil {
 		return nil, err
-	}
-	if len(in.Participants) > MaxParticipants {
-		return nil, apperr.Invalid("participants", "At most %d participants.", MaxParticipants)
-	}
-	var members []userRow
-	if len(in.Participants) > 0 {
-		if members, err = s.usersByEmail(ctx, in.Participants); err != nil {
-			return nil, err
-		}
 	}
 	now := s.opt.Now()
 	id := newID()
@@ -100,9 +107,7 @@ func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat
 		}
 		rows := []memberRow{{ChatID: id, UserID: ownerID, Role: RoleOwner, JoinedAt: now}}
 		for _, m := range members {
-			if m.ID != ownerID {
-				rows = append(rows, memberRow{ChatID: id, UserID: m.ID, Role: RoleMember, JoinedAt: now})
-			}
+			rows = append(rows, memberRow{ChatID: id, UserID: m.ID, Role: RoleMember, JoinedAt: now})
 		}
 		return tx.Create(&rows).Error
 	})
@@ -215,34 +220,53 @@ func (s *Service) Update(ctx context.Context, userID, chatID string, up Update) 
 	if err != nil {
 		return nil, err
 	}
-	fields := map[string]any{"updated_at": s.opt.Now()}
+	if up.Settings != nil && c.OwnerID != userID {
+		return nil, apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can change its AI settings.")
+	}
+	var title string
 	if up.Title != nil {
-		title, err := cleanTitle(*up.Title)
-		if err != nil {
+		if title, err = cleanTitle(*up.Title); err != nil {
 			return nil, err
+		}
+	}
+	// Title and settings are sealed together (they share key_id), so a
+	// change to one rewrites both. The row is locked and read again inside
+	// the transaction: a concurrent rename and settings change must not
+	// undo each other.
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec("UPDATE chats SET updated_at = ? WHERE id = ?", s.opt.Now(), chatID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return notFound()
+		}
+		var row chatRow
+		if err := tx.Where("id = ?", chatID).Take(&row).Error; err != nil {
+			return err
+		}
+		cur, err := s.openChat(&row)
+		if err != nil {
+			return err
+		}
+		if up.Title == nil {
+			title = cur.Title
+		}
+		settings := cur.Settings
+		if up.Settings != nil {
+			settings = up.Settings.Apply(cur.Settings)
+			if err := settings.Validate(); err != nil {
+				return err
+			}
 		}
 		ct, key := s.sealer.Seal([]byte(title), "chat", chatID, "title")
-		fields["title_ct"], fields["key_id"] = ct, key
-		if up.Settings == nil {
-			// title and settings share key_id: reseal settings with the same key
-			fields["settings_ct"] = s.sealSettings(chatID, c.Settings)
-		}
-	}
-	if up.Settings != nil {
-		if c.OwnerID != userID {
-			return nil, apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can change its AI settings.")
-		}
-		settings := up.Settings.Apply(c.Settings)
-		if err := settings.Validate(); err != nil {
+		return tx.Model(&chatRow{}).Where("id = ?", chatID).Updates(map[string]any{
+			"title_ct": ct, "key_id": key, "settings_ct": s.sealSettings(chatID, settings)}).Error
+	})
+	if err != nil {
+		if _, ok := apperr.As(err); ok {
 			return nil, err
 		}
-		fields["settings_ct"] = s.sealSettings(chatID, settings)
-		if up.Title == nil {
-			ct, key := s.sealer.Seal([]byte(c.Title), "chat", chatID, "title")
-			fields["title_ct"], fields["key_id"] = ct, key
-		}
-	}
-	if err := s.db.WithContext(ctx).Model(&chatRow{}).Where("id = ?", chatID).Updates(fields).Error; err != nil {
 		return nil, fmt.Errorf("update chat: %w", err)
 	}
 	c, err = s.Get(ctx, userID, chatID)
@@ -284,7 +308,7 @@ func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email stri
 	if len(c.Participants) >= MaxParticipants+1 {
 		return nil, apperr.Invalid("email", "A chat has at most %d participants.", MaxParticipants)
 	}
-	users, err := s.usersByEmail(ctx, []string{email})
+	users, err := s.usersByEmail(ctx, "email", []string{email})
 	if err != nil {
 		return nil, err
 	}
@@ -330,6 +354,9 @@ func (s *Service) RemoveParticipant(ctx context.Context, userID, chatID, memberI
 	c, err := s.Get(ctx, userID, chatID)
 	if err != nil {
 		return err
+	}
+	if !validIDs([]string{memberID}) {
+		return apperr.New(apperr.CodeUserNotFound, "They are not in this chat.")
 	}
 	if memberID == userID && c.OwnerID == userID {
 		return apperr.New(apperr.CodeOwnerCannotLeave, "The owner cannot leave the chat; delete it instead.")
@@ -379,12 +406,12 @@ func (s *Service) Members(ctx context.Context, userID, chatID string) ([]string,
 	return ids, nil
 }
 
-func (s *Service) usersByEmail(ctx context.Context, emails []string) ([]userRow, error) {
+func (s *Service) usersByEmail(ctx context.Context, field string, emails []string) ([]userRow, error) {
 	norm := make([]string, 0, len(emails))
 	for _, e := range emails {
 		e = strings.ToLower(strings.TrimSpace(e))
 		if e == "" || len(e) > 254 {
-			return nil, apperr.Invalid("participants", "Participant email %q is not valid.", e)
+			return nil, apperr.Invalid(field, "Participant email %q is not valid.", e)
 		}
 		if !slices.Contains(norm, e) {
 			norm = append(norm, e)
@@ -397,7 +424,7 @@ func (s *Service) usersByEmail(ctx context.Context, emails []string) ([]userRow,
 	if len(users) != len(norm) {
 		for _, e := range norm {
 			if !slices.ContainsFunc(users, func(u userRow) bool { return u.Email == e }) {
-				return nil, &apperr.Error{Code: apperr.CodeUserNotFound, Field: "participants",
+				return nil, &apperr.Error{Code: apperr.CodeUserNotFound, Field: field,
 					Message: fmt.Sprintf("No account with email %s.", e)}
 			}
 		}

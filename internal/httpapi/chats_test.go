@@ -27,8 +27,7 @@ import (
 // creating, listing, reading, renaming, AI settings, deleting, members
 // joining, leaving and being removed, and above all that nobody outside a
 // chat can read, change or even detect it. Messages themselves are covered
-// in messages_test.go. A check that exposes a known bug skips with "bug: ..."
-// only when it sees the bug, so it turns into a pass once the bug is fixed.
+// in messages_test.go. Checks marked "regression" guard bugs fixed once.
 
 func TestChatsCreate(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
@@ -68,7 +67,7 @@ func TestChatsCreate(t *testing.T) {
 				r := ctMust(t, s.Do(t, "POST", "/api/v1/chats", alice.AccessToken, tc.body), http.StatusCreated)
 				c := ctChatOf(t, r)
 				if tc.bug != "" && c.Kind != tc.kind {
-					t.Skip("bug: " + tc.bug)
+					t.Fatal("regression: " + tc.bug)
 				}
 				if c.Title != tc.title || c.Kind != tc.kind || !slices.Equal(ctEmails(c), tc.emails) {
 					t.Fatalf("title %q kind %s members %v, want %q %s %v", c.Title, c.Kind, ctEmails(c), tc.title, tc.kind, tc.emails)
@@ -333,7 +332,7 @@ func TestChatsParticipants(t *testing.T) {
 		}
 		t.Run("unknown email names the email field", func(t *testing.T) {
 			if r.Err(t).Field != "email" {
-				t.Skip("bug: POST /chats/:id/participants with an unknown email answers field \"participants\"; the request field is \"email\"")
+				t.Fatal("regression: POST /chats/:id/participants with an unknown email answers field \"participants\"; the request field is \"email\"")
 			}
 		})
 		ctWantErr(t, add(bob.AccessToken, "carol@example.com"), 403, "chat.forbidden", "")
@@ -353,7 +352,7 @@ func TestChatsParticipants(t *testing.T) {
 		t.Run("owner removes a malformed user id", func(t *testing.T) {
 			r := remove(alice.AccessToken, "not-a-uuid")
 			if e.Name == "postgres" && r.Status == http.StatusInternalServerError {
-				t.Skip("bug: RemoveParticipant sends a non-UUID user id to PostgreSQL, which answers 500 instead of 404 user.notFound")
+				t.Fatal("regression: RemoveParticipant sends a non-UUID user id to PostgreSQL, which answers 500 instead of 404 user.notFound")
 			}
 			ctWantErr(t, r, 404, "user.notFound", "")
 		})
@@ -686,7 +685,7 @@ func TestChatsAddParticipantDuringSends(t *testing.T) {
 			t.Fatalf("carol's unread after one more message = %d, want 1", n)
 		}
 		if missed {
-			t.Skipf("bug: carol joined after seq %d of %d but only %d message(s) count as unread, want %d: "+
+			t.Fatalf("regression: carol joined after seq %d of %d but only %d message(s) count as unread, want %d: "+
 				"sends queued behind the add did not count her (see TestChatsAddParticipantRacingSendPostgres)",
 				mark, total, seen.UnreadCount, want)
 		}
@@ -718,7 +717,7 @@ func TestChatsAddParticipantRacingSendPostgres(t *testing.T) {
 	// The add went first, so carol's mark is 1 and message 2 is unread.
 	if got := ctGet(t, s, carol.AccessToken, c.ID); got.LastSeq != 2 || got.UnreadCount != 1 {
 		if got.LastSeq == 2 && got.UnreadCount == 0 {
-			t.Skip("bug: on PostgreSQL a send whose statement started while AddParticipant held the chat row does not count the newcomer " +
+			t.Fatal("regression: on PostgreSQL a send whose statement started while AddParticipant held the chat row does not count the newcomer " +
 				"(insertPostgres updates chat_members from a snapshot taken before the add committed): carol joined at seq 1, message 2 is not unread")
 		}
 		t.Fatalf("carol sees last_seq %d unread %d, want 2 and 1", got.LastSeq, got.UnreadCount)
@@ -744,7 +743,7 @@ func TestChatsRenameRacingSettingsPostgres(t *testing.T) {
 	got := ctGet(t, s, alice.AccessToken, c.ID)
 	lostTitle, lostSettings := got.Title != "new title", got.Settings.AIMode != "off"
 	if lostTitle != lostSettings {
-		t.Skip("bug: Update rewrites title_ct and settings_ct together from a Get read before its write, " +
+		t.Fatal("regression: Update rewrites title_ct and settings_ct together from a Get read before its write, " +
 			"so of a concurrent rename and settings change the later one reverts the other, though both answered 200")
 	}
 	if lostTitle || lostSettings {
