@@ -27,8 +27,35 @@ type UnreadChange struct {
 	Ver    int64  `json:"v"`
 }
 
-// SetEvents sets who hears about changes; call it before serving.
-func (s *Service) SetEvents(e Events) { s.events = e }
+// SetEvents sets who hears about changes, in order; call it before
+// serving.
+func (s *Service) SetEvents(e ...Events) {
+	if len(e) == 1 {
+		s.events = e[0]
+		return
+	}
+	s.events = multiEvents(e)
+}
+
+type multiEvents []Events
+
+func (m multiEvents) MessageCreated(msg *Message, members []string, unread []UnreadChange) {
+	for _, e := range m {
+		e.MessageCreated(msg, members, unread)
+	}
+}
+
+func (m multiEvents) UnreadChanged(changes ...UnreadChange) {
+	for _, e := range m {
+		e.UnreadChanged(changes...)
+	}
+}
+
+func (m multiEvents) ChatChanged(chatID string, members, removed []string) {
+	for _, e := range m {
+		e.ChatChanged(chatID, members, removed)
+	}
+}
 
 type noEvents struct{}
 

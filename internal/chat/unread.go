@@ -183,6 +183,9 @@ func (c *unreadCache) apply(changes ...UnreadChange) {
 	for _, ch := range changes {
 		e, ok := c.entries[ch.UserID]
 		if !ok {
+			// A load in flight may have read the database before this
+			// change: make it discard its result.
+			c.generations[ch.UserID]++
 			continue
 		}
 		if cur, ok := e.chats[ch.ChatID]; ok && cur.ver > ch.Ver {

@@ -20,7 +20,7 @@ func (h *Hub) handle(s *Session, msg []byte) {
 	var in inFrame
 	dec := json.NewDecoder(bytes.NewReader(msg))
 	if err := dec.Decode(&in); err != nil || in.Type == "" {
-		s.push(item{typ: EventError, frame: errorFrame("", apperr.New(CodeBadCommand,
+		s.push(item{typ: EventError, frame: errorFrame(in.ID, apperr.New(CodeBadCommand,
 			"A command is a JSON object {\"type\": \"...\", \"data\": {...}}."), errorData{})})
 		return
 	}
@@ -38,7 +38,7 @@ func (h *Hub) handle(s *Session, msg []byte) {
 	case CmdResume:
 		err = h.cmdResume(ctx, s, in)
 	case CmdAIStop:
-		err = apperr.New(CodeNotGenerating, "Nothing is being generated in this chat.")
+		err = h.cmdAIStop(ctx, s, in)
 	case CmdPing:
 		s.push(item{typ: EventPong, frame: encode(EventPong, in.ID, map[string]time.Time{"server_time": time.Now().UTC()})})
 	default:
@@ -157,5 +157,22 @@ func (h *Hub) cmdRead(ctx context.Context, s *Session, in inFrame) error {
 		return err
 	}
 	s.push(item{typ: EventAck, frame: encode(EventAck, in.ID, map[string]any{"unread": u})})
+	return nil
+}
+
+// cmdAIStop stops the answer being generated in a chat, on whichever
+// instance runs it; any member may.
+func (h *Hub) cmdAIStop(ctx context.Context, s *Session, in inFrame) error {
+	var d chatRef
+	if err := decodeData(in.Data, &d); err != nil {
+		return err
+	}
+	if h.ai == nil {
+		return apperr.New(CodeNotGenerating, "Nothing is being generated in this chat.")
+	}
+	if err := h.ai.Stop(ctx, s.User.UserID, d.ChatID); err != nil {
+		return err
+	}
+	s.push(item{typ: EventAck, frame: encode(EventAck, in.ID, map[string]any{"chat_id": d.ChatID, "stopping": true})})
 	return nil
 }

@@ -14,6 +14,7 @@ const (
 	kindInvalidate = "i" // drop cached unread counts of To
 	kindKick       = "k" // close the sessions of To (or of one auth session)
 	kindUnread     = "u" // apply Unread and tell the users their counts
+	kindControl    = "c" // run the control handler named Type with Frame
 )
 
 // envelope is one event as it travels between instances: a small JSON

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -52,6 +53,9 @@ type Hub struct {
 
 	ctx    context.Context // the hub's life: ends at Shutdown
 	cancel context.CancelFunc
+
+	ai       AI
+	controls controls
 }
 
 const shardCount = 32
@@ -59,6 +63,9 @@ const shardCount = 32
 type shard struct {
 	mu    sync.RWMutex
 	users map[string]*userSessions
+	// unreadMu orders unread_count pushes to the shard's users: see
+	// pushUnread.
+	unreadMu sync.Mutex
 }
 
 type userSessions struct {
@@ -91,8 +98,8 @@ func NewHub(opt Options) *Hub {
 	if opt.QueueSize <= 0 {
 		opt.QueueSize = 256
 	}
-	if opt.ResumeLimit <= 0 {
-		opt.ResumeLimit = 500
+	if opt.ResumeLimit <= 0 || opt.ResumeLimit > 200 {
+		opt.ResumeLimit = 200 // chat.History's largest page
 	}
 	if opt.Broker == nil {
 		opt.Broker = NewLocal()
@@ -166,6 +173,9 @@ func (h *Hub) shard(userID string) *shard {
 
 // CanConnect reports whether userID may open one more socket here.
 func (h *Hub) CanConnect(userID string) error {
+	if h.ctx.Err() != nil {
+		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "Server is shutting down; reconnect in a moment.", Retry: 1}
+	}
 	sh := h.shard(userID)
 	sh.mu.RLock()
 	n := 0
@@ -194,23 +204,35 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, p *auth.Principal, 
 	if resume {
 		s.hold()
 	}
-	if !h.register(s) {
-		s.close(websocket.ClosePolicyViolation, "Too many open connections for this account.", "limit")
-		go s.drain()
-		return nil
-	}
 	if !p.Expires.IsZero() {
 		s.expiry = time.AfterFunc(time.Until(p.Expires), func() {
 			s.close(CloseTokenExpired, "Access token expired; refresh it and reconnect.", "token_expired")
 		})
+	}
+	// hello is queued before the session can receive anything, so it is
+	// always the first frame.
+	h.hello(s)
+	if reason := h.register(s); reason != "" {
+		code := websocket.ClosePolicyViolation
+		if reason == "shutdown" {
+			code = websocket.CloseGoingAway
+		}
+		s.close(code, registerRefusals[reason], reason)
+		go s.drain()
+		return nil
 	}
 	h.metrics.Connects.Inc()
 	h.metrics.Connections.Inc()
 	// The handler returns at once so net/http frees its buffers; the
 	// reader goroutine owns the socket from here.
 	go s.readLoop()
-	h.welcome(s)
+	h.presenceSnapshot(s)
 	return nil
+}
+
+var registerRefusals = map[string]string{
+	"limit":    "Too many open connections for this account.",
+	"shutdown": "Server is restarting; reconnect in a moment.",
 }
 
 // drain reads until the client acknowledges the close, for a session that
@@ -225,10 +247,16 @@ func (s *Session) drain() {
 	}
 }
 
-func (h *Hub) register(s *Session) bool {
+// register adds s to the hub, or says why not: "limit" or "shutdown".
+func (h *Hub) register(s *Session) string {
 	uid := s.User.UserID
 	sh := h.shard(uid)
 	sh.mu.Lock()
+	if h.ctx.Err() != nil {
+		// Shutdown has begun: its sweep may already have passed this shard.
+		sh.mu.Unlock()
+		return "shutdown"
+	}
 	u := sh.users[uid]
 	if u == nil {
 		u = &userSessions{sessions: map[*Session]struct{}{}}
@@ -236,7 +264,7 @@ func (h *Hub) register(s *Session) bool {
 	}
 	if len(u.sessions) >= h.opt.MaxConnsPerUser {
 		sh.mu.Unlock()
-		return false
+		return "limit"
 	}
 	u.sessions[s] = struct{}{}
 	first := len(u.sessions) == 1
@@ -253,7 +281,7 @@ func (h *Hub) register(s *Session) bool {
 	if announce {
 		h.goOnline(uid)
 	}
-	return true
+	return ""
 }
 
 func (h *Hub) unregister(s *Session) {
@@ -351,7 +379,9 @@ func (h *Hub) local(to []string, it item) {
 // failure is logged and counted; the local delivery has happened, and the
 // other instances' clients recover from the database when they resume.
 func (h *Hub) publish(e *envelope) {
-	h.apply(e)
+	if e.Kind != kindControl { // controls are for the other instances
+		h.apply(e)
+	}
 	start := time.Now()
 	b, err := e.marshal()
 	if err == nil {
@@ -400,6 +430,8 @@ func (h *Hub) apply(e *envelope) {
 		h.pushUnread(e.Unread)
 	case kindInvalidate:
 		h.chats.InvalidateUnread(e.To...)
+	case kindControl:
+		h.runControl(e)
 	case kindKick:
 		for _, uid := range e.To {
 			for _, s := range h.sessions(uid) {
@@ -413,21 +445,29 @@ func (h *Hub) apply(e *envelope) {
 
 // pushUnread tells the local sessions of each changed user their new count
 // and total. Only users with a socket here cost a look-up.
+//
+// Concurrent changes (several senders) each read the counts and push them;
+// reading and pushing under one lock makes the frames reach each socket in
+// the order the counts were read, so the last count a client hears is the
+// newest, not one read earlier by a goroutine that pushed later.
 func (h *Hub) pushUnread(changes []chat.UnreadChange) {
 	for _, c := range changes {
-		ss := h.sessions(c.UserID)
-		if len(ss) == 0 {
+		if len(h.sessions(c.UserID)) == 0 {
 			continue
 		}
+		sh := h.shard(c.UserID)
+		sh.unreadMu.Lock()
 		u, err := h.chats.Unread(h.ctx, c.UserID)
 		if err != nil {
+			sh.unreadMu.Unlock()
 			h.log.Warn("unread counts", "user_id", c.UserID, "err", err)
 			continue
 		}
 		f := encode(EventUnreadCount, "", unreadData{ChatID: c.ChatID, Count: u.Chats[c.ChatID], Total: u.Total})
-		for _, s := range ss {
+		for _, s := range h.sessions(c.UserID) {
 			s.push(item{typ: EventUnreadCount, frame: f})
 		}
+		sh.unreadMu.Unlock()
 	}
 }
 
@@ -472,6 +512,13 @@ func (h *Hub) ChatChanged(chatID string, members, removed []string) {
 	}
 	if len(removed) > 0 {
 		h.publish(&envelope{Kind: kindFrame, Type: EventChatRemoved, To: removed, Frame: encode(EventChatRemoved, "", chatRefData{ChatID: chatID})})
+		// Their total drops by what was unread there; no later change of
+		// that chat can reach them, so this version is final.
+		zero := make([]chat.UnreadChange, len(removed))
+		for i, u := range removed {
+			zero[i] = chat.UnreadChange{UserID: u, ChatID: chatID, Ver: math.MaxInt64}
+		}
+		h.publish(&envelope{Kind: kindUnread, Unread: zero})
 	}
 }
 

@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// welcome greets a new session: who it is, when its credential expires,
-// its unread counts, and which of its contacts are online.
-func (h *Hub) welcome(s *Session) {
+// hello queues the first frame of a session: who it is, when its
+// credential expires, and its unread counts.
+func (h *Hub) hello(s *Session) {
 	ctx, cancel := context.WithTimeout(s.ctx, commandTimeout)
 	defer cancel()
 	uid := s.User.UserID
@@ -20,6 +20,13 @@ func (h *Hub) welcome(s *Session) {
 	s.mu.Unlock()
 	s.push(item{typ: EventHello, frame: encode(EventHello, "", helloData{SessionID: s.ID, UserID: uid,
 		ServerTime: time.Now().UTC(), ExpiresAt: s.User.Expires, Holding: holding, Unread: unread})})
+}
+
+// presenceSnapshot tells a new session which of its contacts are online.
+func (h *Hub) presenceSnapshot(s *Session) {
+	ctx, cancel := context.WithTimeout(s.ctx, commandTimeout)
+	defer cancel()
+	uid := s.User.UserID
 	contacts, err := h.chats.Contacts(ctx, uid)
 	if err != nil || len(contacts) == 0 {
 		return
@@ -73,6 +80,21 @@ func (h *Hub) goOffline(userID string) {
 	}
 	if last {
 		h.announce(ctx, userID, false)
+	}
+	// A socket that arrived while the broker was being told found no entry
+	// and announced the user online; if the broker heard that before the
+	// Offline above, it said "not first" and nobody was told, and the user
+	// now counts as offline while connected. Say online again.
+	sh.mu.RLock()
+	u = sh.users[userID]
+	back := u != nil && len(u.sessions) > 0
+	sh.mu.RUnlock()
+	if back {
+		if _, err := h.broker.Online(ctx, userID); err != nil {
+			h.log.Warn("presence online", "user_id", userID, "err", err)
+			return
+		}
+		h.announce(ctx, userID, true)
 	}
 }
 

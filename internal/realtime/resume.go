@@ -69,7 +69,7 @@ func (h *Hub) cmdResume(ctx context.Context, s *Session, in inFrame) error {
 	for chatID, seq := range d.Chats {
 		p := chat.Page{After: seq, Limit: h.opt.ResumeLimit}
 		if seq <= 0 {
-			p = chat.Page{Since: time.Unix(0, 0), Limit: h.opt.ResumeLimit}
+			p = chat.Page{Since: time.Unix(0, 0).UTC(), Limit: h.opt.ResumeLimit}
 		}
 		if err := add(chatID, p); err != nil {
 			s.release(nil)
@@ -77,6 +77,10 @@ func (h *Hub) cmdResume(ctx context.Context, s *Session, in inFrame) error {
 		}
 	}
 	if d.Since != nil {
+		// In UTC, as stored: SQLite compares times as text, so a client's
+		// time in another zone would select the wrong messages.
+		since := d.Since.UTC()
+		d.Since = &since
 		chats, err := h.chats.List(ctx, s.User.UserID)
 		if err != nil {
 			s.release(nil)
@@ -101,5 +105,13 @@ func (h *Hub) cmdResume(ctx context.Context, s *Session, in inFrame) error {
 	h.metrics.Replayed.Add(float64(len(replay)))
 	s.release(replay)
 	s.push(item{typ: EventResumed, frame: encode(EventResumed, in.ID, res)})
+	if h.ai != nil && len(res.Chats) > 0 {
+		// Answers still being generated: the text so far, then live deltas.
+		ids := make([]string, 0, len(res.Chats))
+		for id := range res.Chats {
+			ids = append(ids, id)
+		}
+		h.ai.Snapshot(s.User.UserID, ids)
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -37,8 +38,9 @@ type Session struct {
 	holding  bool   // chat events wait in held until a resume completes
 	held     []item
 	holdStop *time.Timer
-	code     int    // close code, once closing
-	reason   string // close reason, once closing
+	replayed map[string]int64 // per chat, the last seq a resume replayed
+	code     int              // close code, once closing
+	reason   string           // close reason, once closing
 }
 
 type itemOp uint8
@@ -64,6 +66,12 @@ type item struct {
 func (s *Session) push(it item) {
 	s.mu.Lock()
 	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	if it.typ == EventChatMessage && it.seq > 0 && it.seq <= s.replayed[it.chatID] {
+		// A late copy of a message a resume already replayed: its sender
+		// committed before the replay read the database but published after.
 		s.mu.Unlock()
 		return
 	}
@@ -116,6 +124,11 @@ func (s *Session) writeLoop() {
 				s.mu.Lock()
 				s.items, s.writing = nil, false
 				s.mu.Unlock()
+				// The socket is done. A failed write may have discarded
+				// the close item queued meanwhile (a slow client closed
+				// while its write was blocked): close the connection here
+				// so the reader ends and the session leaves the hub.
+				s.conn.Close()
 				return
 			}
 			batch[i] = item{} // let the frame go
@@ -213,16 +226,28 @@ func (s *Session) readLoop() {
 			s.close(websocket.CloseInternalServerErr, "Internal error.", "panic")
 		}
 	}()
-	s.conn.SetReadLimit(s.hub.opt.MaxFrameBytes)
+	// No SetReadLimit: past it gorilla closes the socket itself, before the
+	// client could be told why. Reading through a limit keeps memory
+	// bounded the same way and lets the session send its last frame.
+	limit := s.hub.opt.MaxFrameBytes
 	s.conn.SetReadDeadline(time.Now().Add(s.hub.opt.PongWait))
 	s.conn.SetPongHandler(func(string) error {
 		return s.conn.SetReadDeadline(time.Now().Add(s.hub.opt.PongWait))
 	})
 	for {
-		_, msg, err := s.conn.ReadMessage()
+		_, r, err := s.conn.NextReader()
 		if err != nil {
 			s.readFailed(err)
 			return
+		}
+		msg, err := io.ReadAll(io.LimitReader(r, limit+1))
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		if int64(len(msg)) > limit {
+			s.close(websocket.CloseMessageTooBig, "Frame too big: the limit is "+itoa(int(limit))+" bytes.", "too_big")
+			continue // the rest of the frame is discarded; wait for the client's close
 		}
 		s.conn.SetReadDeadline(time.Now().Add(s.hub.opt.PongWait))
 		if !s.bucket.take(time.Now()) {
@@ -274,7 +299,10 @@ func (s *Session) release(replayed []item) {
 		s.holdStop.Stop()
 		s.holdStop = nil
 	}
-	top := map[string]int64{}
+	if s.replayed == nil && len(replayed) > 0 {
+		s.replayed = map[string]int64{}
+	}
+	top := s.replayed
 	for _, it := range replayed {
 		s.items = append(s.items, it)
 		if it.seq > top[it.chatID] {
