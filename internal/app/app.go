@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aichat/aichat/internal/ai"
+	"github.com/aichat/aichat/internal/ai/llm"
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/config"
@@ -43,6 +45,7 @@ type App struct {
 	Sealer  *seal.Sealer
 	Broker  realtime.Broker
 	Hub     *realtime.Hub
+	AI      *ai.Service
 	Metrics *prometheus.Registry
 	Handler http.Handler
 
@@ -60,6 +63,9 @@ type Options struct {
 	Hub realtime.Options
 	// BrokerPrefix namespaces Redis keys and channels (tests isolate runs).
 	BrokerPrefix string
+	// LLM overrides the AI providers' client options (tests shorten the
+	// idle timeout and retries).
+	LLM *llm.Options
 }
 
 // New builds the app from cfg: opens and migrates the database and builds
@@ -146,11 +152,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	hubOpt.QueueSize = int(cfg.WSQueueSize)
 	hub := realtime.NewHub(hubOpt)
 
+	aiSvc, err := newAI(ctx, cfg, opt, log, db, chatSvc, authSvc, hub, reg)
+	if err != nil {
+		hub.Shutdown()
+		db.Close()
+		return nil, err
+	}
+	chatSvc.SetEvents(hub, aiSvc)
+	hub.SetAI(aiSvc)
+
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer,
-		Broker: broker, Hub: hub, Metrics: reg}
+		Broker: broker, Hub: hub, AI: aiSvc, Metrics: reg}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopBackground = stop
-	a.background.Add(1)
+	a.background.Add(2)
+	go func() {
+		defer a.background.Done()
+		a.aiHousekeeping(bg)
+	}()
 	go func() {
 		defer a.background.Done()
 		if err := hub.Run(bg); err != nil {
@@ -176,6 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Auth:           authSvc,
 		Chats:          chatSvc,
 		Hub:            hub,
+		AI:             aiSvc,
 		Ready:          a.ready,
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
@@ -202,6 +222,7 @@ func (a *App) ready(ctx context.Context) error {
 // database and the broker.
 func (a *App) Close() error {
 	a.Hub.Shutdown()
+	a.AI.Close()
 	a.stopBackground()
 	a.background.Wait()
 	if c, ok := a.Broker.(interface{ Close() error }); ok {

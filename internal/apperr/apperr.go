@@ -46,6 +46,20 @@ const (
 	CodeWSBadCommand       = "webSocket.badCommand"
 	CodeWSUnknownCommand   = "webSocket.unknownCommand"
 	CodeAINotGenerating    = "ai.notGenerating"
+	CodeAINotConfigured    = "ai.notConfigured"
+	CodeAIBusy             = "ai.busy"
+	CodeAIQuota            = "ai.quotaExceeded"
+	CodeAIModerated        = "ai.moderated"
+	CodeAIRateLimited      = "ai.rateLimited"
+	CodeAIProviderQuota    = "ai.providerQuota"
+	CodeAIUnavailable      = "ai.providerDown"
+	CodeAIModelNotFound    = "ai.modelNotFound"
+	CodeAIContextLength    = "ai.contextTooLong"
+	CodeAITimeout          = "ai.timeout"
+	CodeAITruncated        = "ai.truncated"
+	CodeAIUpstream         = "ai.upstreamError"
+	CodeAIAuth             = "ai.providerAuth"
+	CodeAIFiltered         = "ai.filtered"
 )
 
 // Error is an error with a stable code and a message safe for the client.

@@ -68,6 +68,7 @@ type Message struct {
 	ClientID   string     `json:"client_id,omitempty"`
 	Content    string     `json:"content"`
 	Status     string     `json:"status"`
+	Model      string     `json:"model,omitempty"` // assistant answers: the model that wrote it
 	CreatedAt  time.Time  `json:"created_at"`
 	EditedAt   *time.Time `json:"edited_at,omitempty"`
 }
@@ -110,6 +111,10 @@ type messageRow struct {
 	Status     string
 	CreatedAt  time.Time
 	EditedAt   *time.Time
+	// Assistant answers only.
+	RequestedBy *string
+	Model       *string
+	Provider    *string
 }
 
 func (messageRow) TableName() string { return "messages" }

@@ -153,8 +153,9 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnrea
 		b.Queue("UPDATE chats SET last_seq = last_seq + 1, last_message_at = $1, updated_at = $1 WHERE id = $2",
 			row.CreatedAt, row.ChatID)
 		b.Queue(`WITH m AS (
-				INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id, status, created_at)
-				SELECT $1, c.id, c.last_seq, $3, $4, $5, $6, $7, $8, $9 FROM chats c WHERE c.id = $2
+				INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id, status, created_at,
+					requested_by, model, provider)
+				SELECT $1, c.id, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13 FROM chats c WHERE c.id = $2
 				RETURNING seq
 			), u AS (
 				UPDATE chat_members SET unread_count = unread_count + 1
@@ -163,7 +164,7 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnrea
 			)
 			SELECT m.seq, COALESCE(u.user_id::text, ''), COALESCE(u.unread_count, 0) FROM m LEFT JOIN u ON true`,
 			row.ID, row.ChatID, row.AuthorID, row.AuthorKind, row.ClientID, row.ContentCt, row.KeyID, row.Status,
-			row.CreatedAt, skipUnread)
+			row.CreatedAt, skipUnread, row.RequestedBy, row.Model, row.Provider)
 		br := pc.Conn().SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -261,7 +262,8 @@ func (s *Service) History(ctx context.Context, userID, chatID string, p Page) ([
 			q = q.Where("seq < ?", p.Before)
 		}
 	case !p.Since.IsZero():
-		q = q.Where("created_at > ?", p.Since).Order("seq ASC")
+		// UTC: SQLite compares times as text, so the zone must match the stored one.
+		q = q.Where("created_at > ?", p.Since.UTC()).Order("seq ASC")
 	case p.Before > 0:
 		q = q.Where("seq < ?", p.Before).Order("seq DESC")
 	default:
@@ -303,6 +305,9 @@ func (s *Service) openMessage(r *messageRow) (*Message, error) {
 	}
 	if r.ClientID != nil {
 		m.ClientID = *r.ClientID
+	}
+	if r.Model != nil {
+		m.Model = *r.Model
 	}
 	return m, nil
 }

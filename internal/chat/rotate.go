@@ -16,26 +16,19 @@ func (s *Service) Reseal(ctx context.Context, batch int) (int, error) {
 		batch = 500
 	}
 	total := 0
-	for {
-		n, err := s.resealMessages(ctx, batch)
-		total += n
-		if err != nil {
-			return total, err
-		}
-		if n == 0 {
-			break
-		}
-	}
-	for {
-		n, err := s.resealChats(ctx, batch)
-		total += n
-		if err != nil {
-			return total, err
-		}
-		if n == 0 {
-			return total, nil
+	for _, step := range []func(context.Context, int) (int, error){s.resealMessages, s.resealVersions, s.resealChats} {
+		for {
+			n, err := step(ctx, batch)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if n == 0 {
+				break
+			}
 		}
 	}
+	return total, nil
 }
 
 // Stale counts the rows not yet sealed with the current key.
@@ -46,6 +39,11 @@ func (s *Service) Stale(ctx context.Context) (int64, error) {
 	if err := db.Model(&messageRow{}).Where("key_id <> ?", cur).Count(&m).Error; err != nil {
 		return 0, err
 	}
+	var v int64
+	if err := db.Table("message_versions").Where("key_id <> ?", cur).Count(&v).Error; err != nil {
+		return 0, err
+	}
+	m += v
 	if err := db.Model(&chatRow{}).Where("key_id <> ?", cur).Count(&c).Error; err != nil {
 		return 0, err
 	}
@@ -104,6 +102,41 @@ func (s *Service) resealChats(ctx context.Context, batch int) (int, error) {
 			}
 			res := tx.Model(&chatRow{}).Where("id = ? AND key_id = ?", r.ID, r.KeyID).
 				Updates(map[string]any{"title_ct": tct, "settings_ct": sct, "key_id": key})
+			if res.Error != nil {
+				return res.Error
+			}
+			n += int(res.RowsAffected)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// resealVersions re-encrypts earlier versions of regenerated answers; they
+// keep the associated data of the message they belong to.
+func (s *Service) resealVersions(ctx context.Context, batch int) (int, error) {
+	cur := s.sealer.CurrentKeyID()
+	var rows []struct {
+		ID        string
+		MessageID string
+		ChatID    string
+		ContentCt []byte
+		KeyID     string
+	}
+	if err := s.db.WithContext(ctx).Table("message_versions").Select("id", "message_id", "chat_id", "content_ct", "key_id").
+		Where("key_id <> ?", cur).Order("id").Limit(batch).Find(&rows).Error; err != nil {
+		return 0, fmt.Errorf("reseal versions: %w", err)
+	}
+	n := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, r := range rows {
+			pt, err := s.sealer.Open(r.ContentCt, r.KeyID, "message", r.MessageID, r.ChatID)
+			if err != nil {
+				return fmt.Errorf("message version %s: %w", r.ID, err)
+			}
+			ct, key := s.sealer.Seal(pt, "message", r.MessageID, r.ChatID)
+			res := tx.Table("message_versions").Where("id = ? AND key_id = ?", r.ID, r.KeyID).
+				Updates(map[string]any{"content_ct": ct, "key_id": key})
 			if res.Error != nil {
 				return res.Error
 			}

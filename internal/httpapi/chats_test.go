@@ -547,6 +547,8 @@ func TestChatsIsolation(t *testing.T) {
 			{"DELETE /api/v1/chats/:id/participants/:user", "/participants/" + alice.User.ID, nil},
 			{"DELETE /api/v1/chats/:id/participants/:user", "/participants/me", nil},
 			{"DELETE /api/v1/chats/:id/participants/:user", "/participants/" + bob.User.ID, nil},
+			{"POST /api/v1/chats/:id/ai/stop", "/ai/stop", nil},
+			{"POST /api/v1/chats/:id/messages/:seq/regenerate", "/messages/2/regenerate", nil},
 		}
 		// Every route under /chats/:id has a probe; a new route without one
 		// fails here rather than going unchecked.

@@ -41,6 +41,21 @@ var statusByCode = map[string]int{
 	apperr.CodeIdempotency:        http.StatusUnprocessableEntity,
 	apperr.CodeWSUpgradeRequired:  http.StatusUpgradeRequired,
 	apperr.CodeWSOrigin:           http.StatusForbidden,
+	apperr.CodeAINotGenerating:    http.StatusConflict,
+	apperr.CodeAINotConfigured:    http.StatusServiceUnavailable,
+	apperr.CodeAIBusy:             http.StatusConflict,
+	apperr.CodeAIQuota:            http.StatusTooManyRequests,
+	apperr.CodeAIModerated:        http.StatusUnprocessableEntity,
+	apperr.CodeAIRateLimited:      http.StatusTooManyRequests,
+	apperr.CodeAIProviderQuota:    http.StatusBadGateway,
+	apperr.CodeAIUnavailable:      http.StatusBadGateway,
+	apperr.CodeAIModelNotFound:    http.StatusBadRequest,
+	apperr.CodeAIContextLength:    http.StatusBadRequest,
+	apperr.CodeAITimeout:          http.StatusGatewayTimeout,
+	apperr.CodeAITruncated:        http.StatusBadGateway,
+	apperr.CodeAIUpstream:         http.StatusBadGateway,
+	apperr.CodeAIAuth:             http.StatusBadGateway,
+	apperr.CodeAIFiltered:         http.StatusBadGateway,
 }
 
 // errorBody is the JSON shape of every error answer.

@@ -38,8 +38,13 @@ func (s *server) routes(r *gin.Engine) {
 	me.POST("/chats/:id/read", s.h(s.handleChatRead))
 	me.POST("/chats/:id/participants", s.h(s.handleParticipantAdd))
 	me.DELETE("/chats/:id/participants/:user", s.h(s.handleParticipantRemove))
+	me.POST("/chats/:id/ai/stop", s.h(s.handleAIStop))
+	me.POST("/chats/:id/messages/:seq/regenerate", s.h(s.handleRegenerate))
+	me.GET("/models", s.h(s.handleModels))
+	me.GET("/me/usage", s.h(s.handleMyUsage))
 
 	admin := api.Group("/admin", s.authenticate, s.requireRole(auth.RoleAdmin))
 	admin.GET("/users/:id", s.h(s.handleAdminUserGet))
 	admin.PATCH("/users/:id", s.h(s.handleAdminUserUpdate))
+	admin.GET("/usage", s.h(s.handleUsageTotals))
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/aichat/aichat/internal/ai"
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/chat"
@@ -24,6 +25,7 @@ type Deps struct {
 	Auth         *auth.Service
 	Chats        *chat.Service
 	Hub          *realtime.Hub
+	AI           *ai.Service
 	Ready        func(ctx context.Context) error // nil error when dependencies answer
 	Metrics      http.Handler                    // serves /metrics
 	MaxBodyBytes int64

@@ -53,6 +53,7 @@ func Start(t testing.TB, e storetest.Engine, opts ...Option) *Server {
 	cfg.DataDir = t.TempDir()
 	cfg.DatabaseURL = e.URL
 	cfg.LogFormat = "json"
+	cfg.AIOllamaProbe = false // tests never talk to a model on the machine
 	o := app.Options{Argon2: &CheapArgon2}
 	for _, opt := range opts {
 		opt(&cfg, &o)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aichat/aichat/internal/ai/llm"
 	"github.com/aichat/aichat/internal/app"
 	"github.com/aichat/aichat/internal/config"
 	"github.com/aichat/aichat/internal/realtime"
@@ -25,6 +26,18 @@ func WithRedis(url, prefix string) Option {
 	return func(c *config.Config, o *app.Options) {
 		c.RedisURL = url
 		o.BrokerPrefix = prefix
+	}
+}
+
+// WithAI points the assistant at an OpenAI-compatible server (a fake
+// upstream from llmtest) under the provider name "fake", with fast
+// failures: no retries, a short idle timeout.
+func WithAI(baseURL string) Option {
+	return func(c *config.Config, o *app.Options) {
+		c.AIProviders = []config.AIProvider{{Name: "fake", BaseURL: baseURL, MaxTokensField: "max_completion_tokens"}}
+		if o.LLM == nil {
+			o.LLM = &llm.Options{IdleTimeout: 3 * time.Second, MaxRetries: -1}
+		}
 	}
 }
 

@@ -1,0 +1,633 @@
+package ai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aichat/aichat/internal/ai/llm"
+	"github.com/aichat/aichat/internal/ai/prompt"
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/chat"
+)
+
+// Event names the assistant publishes (docs/protocol.md).
+const (
+	EventStart = "ai_start"
+	EventDelta = "ai_delta"
+	EventDone  = "ai_done"
+	EventError = "ai_error"
+)
+
+type startData struct {
+	ChatID    string `json:"chat_id"`
+	MessageID string `json:"message_id"`
+	Seq       int64  `json:"seq"`
+	Model     string `json:"model"`
+	ReplyTo   int64  `json:"reply_to"` // seq of the message being answered
+}
+
+type deltaData struct {
+	ChatID    string `json:"chat_id"`
+	MessageID string `json:"message_id"`
+	Seq       int64  `json:"seq"`
+	Offset    int    `json:"offset"` // bytes of the answer before this delta
+	Delta     string `json:"delta"`
+}
+
+type doneData struct {
+	ChatID       string `json:"chat_id"`
+	MessageID    string `json:"message_id"`
+	Seq          int64  `json:"seq"`
+	Status       string `json:"status"` // complete or stopped
+	Content      string `json:"content"`
+	FinishReason string `json:"finish_reason,omitempty"`
+	Model        string `json:"model"`
+	Usage        *usage `json:"usage,omitempty"`
+	Notice       string `json:"notice,omitempty"` // why the text shown is not the model's
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+type errorData struct {
+	ChatID    string `json:"chat_id"`
+	MessageID string `json:"message_id,omitempty"`
+	Seq       int64  `json:"seq,omitempty"`
+	ReplyTo   int64  `json:"reply_to,omitempty"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Content   string `json:"content,omitempty"` // the partial answer kept, if any
+	Retry     int    `json:"retry_after,omitempty"`
+}
+
+// turn is one generation running on this instance.
+type turn struct {
+	chatID   string
+	userID   string
+	members  []string
+	msg      *chat.Message
+	replyTo  int64
+	settings chat.Settings
+	client   *llm.Client
+	model    string
+	cancel   context.CancelCauseFunc
+
+	mu      sync.Mutex
+	text    strings.Builder
+	pending strings.Builder // text not yet sent as a delta
+	sentLen int             // bytes already sent in deltas
+}
+
+// errStopped is the cause of a generation canceled by a user's stop.
+var errStopped = errors.New("stopped by a user")
+
+// MessageCreated starts an answer when a person's message calls for one.
+// It is chat.Events' hook and runs on the sender's request, so it only
+// decides and hands the work to a goroutine the service owns.
+func (s *Service) MessageCreated(m *chat.Message, members []string, _ []chat.UnreadChange) {
+	if m.AuthorKind != chat.AuthorUser {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.answer(m, members)
+	}()
+}
+
+func (*Service) UnreadChanged(...chat.UnreadChange)     {}
+func (*Service) ChatChanged(string, []string, []string) {}
+
+// answer decides whether m needs an answer and runs it.
+func (s *Service) answer(m *chat.Message, members []string) {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	c, err := s.opt.Chats.Get(ctx, m.Author, m.ChatID)
+	cancel()
+	if err != nil {
+		if !apperr.Is(err, apperr.CodeChatNotFound) {
+			s.log.Error("ai: load chat", "chat_id", m.ChatID, "err", err)
+		}
+		return
+	}
+	switch c.Settings.AIMode {
+	case chat.ModeOff:
+		return
+	case chat.ModeMention:
+		if !prompt.Mentioned(m.Content) {
+			return
+		}
+	}
+	s.run(c, m.Author, members, m.Seq, nil)
+}
+
+// run starts and runs a generation answering the message at replyTo. With
+// regen set, that assistant message (already reset to streaming) is
+// rewritten instead of a new one being created. Failures before the
+// answer exists reach the chat as ai_error.
+func (s *Service) run(c *chat.Chat, userID string, members []string, replyTo int64, regen *chat.Message) {
+	fail := func(err error) {
+		s.opt.Metrics.Finished.WithLabelValues(outcomeOf(err)).Inc()
+		code, msg, retry := describe(err)
+		d := errorData{ChatID: c.ID, ReplyTo: replyTo, Code: code, Message: msg, Retry: retry}
+		if regen != nil {
+			d.MessageID, d.Seq = regen.ID, regen.Seq
+		}
+		s.opt.Bus.Send(members, EventError, d)
+	}
+	client, model, err := s.route(c.Settings.Model)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.admit(ctx, userID); err != nil {
+		fail(err)
+		return
+	}
+	defer s.release(userID)
+	msg := regen
+	if msg == nil {
+		sent, err := s.opt.Chats.StartAnswer(ctx, userID, c.ID, model, client.Provider().Name)
+		if err != nil {
+			fail(err)
+			return
+		}
+		msg = sent.Message
+	}
+	t := &turn{chatID: c.ID, userID: userID, members: members, msg: msg, replyTo: replyTo,
+		settings: c.Settings, client: client, model: model}
+	if !s.claim(t) {
+		fail(apperr.New(apperr.CodeAIBusy, "The assistant is already answering in this chat."))
+		return
+	}
+	defer s.unclaim(t)
+	s.opt.Metrics.Started.Inc()
+	s.opt.Metrics.Active.Inc()
+	defer s.opt.Metrics.Active.Dec()
+	s.opt.Bus.Send(members, EventStart, startData{ChatID: c.ID, MessageID: msg.ID, Seq: msg.Seq, Model: model, ReplyTo: replyTo})
+	s.generate(t, c)
+}
+
+// admit applies the per-user caps before anything is spent.
+func (s *Service) admit(ctx context.Context, userID string) error {
+	exempt := s.opt.Exempt != nil && s.opt.Exempt(ctx, userID)
+	s.mu.Lock()
+	if !exempt && s.perUser[userID] >= s.opt.MaxConcurrent {
+		s.mu.Unlock()
+		return &apperr.Error{Code: apperr.CodeAIQuota, Retry: 5,
+			Message: "You already have the most answers generating at once; wait for one to finish."}
+	}
+	s.perUser[userID]++
+	s.mu.Unlock()
+	if exempt || s.opt.DailyTokens <= 0 {
+		return nil
+	}
+	used, err := s.tokensToday(ctx, userID)
+	if err != nil {
+		s.release(userID)
+		return err
+	}
+	if used >= s.opt.DailyTokens {
+		s.release(userID)
+		return &apperr.Error{Code: apperr.CodeAIQuota, Retry: secondsToMidnight(s.opt.Now()),
+			Message: "You have used today's assistant allowance; it renews at midnight UTC."}
+	}
+	return nil
+}
+
+func (s *Service) release(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[userID]--; s.perUser[userID] <= 0 {
+		delete(s.perUser, userID)
+	}
+}
+
+func (s *Service) claim(t *turn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.running[t.chatID]; busy {
+		return false
+	}
+	s.running[t.chatID] = t
+	return true
+}
+
+func (s *Service) unclaim(t *turn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[t.chatID] == t {
+		delete(s.running, t.chatID)
+	}
+}
+
+// generate builds the prompt, streams the answer while relaying it, and
+// stores how it ended.
+func (s *Service) generate(t *turn, c *chat.Chat) {
+	start := s.opt.Now()
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	t.mu.Lock()
+	t.cancel = cancel
+	t.mu.Unlock()
+	defer cancel(nil)
+
+	req, err := s.request(ctx, t, c)
+	var res *llm.Result
+	if err == nil {
+		relayDone := make(chan struct{})
+		go func() {
+			defer close(relayDone)
+			s.relay(ctx, t)
+		}()
+		res, err = t.client.Stream(ctx, req, t.add)
+		cancel(nil) // stops the relay
+		<-relayDone
+		s.flush(t)
+	}
+	if err != nil && context.Cause(ctx) == errStopped {
+		err = errStopped
+	}
+	s.finish(t, res, err, s.opt.Now().Sub(start))
+}
+
+// request builds the upstream request from the chat's settings and history.
+func (s *Service) request(ctx context.Context, t *turn, c *chat.Chat) (llm.Request, error) {
+	hist, err := s.opt.Chats.Recent(ctx, c.ID, t.msg.Seq, c.Settings.Depth+1)
+	if err != nil {
+		return llm.Request{}, err
+	}
+	var newMsg *chat.Message
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].Seq == t.replyTo {
+			newMsg = hist[i]
+			hist = hist[:i]
+			break
+		}
+	}
+	if newMsg == nil {
+		return llm.Request{}, apperr.New(apperr.CodeMessageNotFound, "The message to answer is gone.")
+	}
+	if len(hist) > c.Settings.Depth {
+		hist = hist[len(hist)-c.Settings.Depth:]
+	}
+	if blocked, what := s.opt.Moderator.Check(newMsg.Content); blocked {
+		s.log.Info("ai: message refused by moderation", "chat_id", c.ID, "matched", what)
+		return llm.Request{}, apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
+	}
+	names := map[string]string{}
+	in := prompt.Input{SystemRules: s.opt.SystemPrompt, ChatContext: c.Settings.Context, Group: c.Kind == chat.KindGroup,
+		Budget: prompt.PromptBudget(t.model, c.Settings.MaxTokens)}
+	if p, ok := chat.Personas[c.Settings.Persona]; ok {
+		in.PersonaPrompt = p.Prompt
+	}
+	for _, p := range c.Participants {
+		in.Participants = append(in.Participants, prompt.Participant{Name: p.Name, Email: p.Email})
+		names[p.ID] = p.Email
+	}
+	turnOf := func(m *chat.Message) prompt.Turn {
+		return prompt.Turn{Author: names[m.Author], Assistant: m.AuthorKind == chat.AuthorAssistant,
+			Content: m.Content, Failed: m.Status == chat.StatusFailed || m.Status == chat.StatusStreaming}
+	}
+	for _, m := range hist {
+		in.History = append(in.History, turnOf(m))
+	}
+	in.New = turnOf(newMsg)
+	msgs, stats := prompt.Build(in)
+	if stats.OverBudget {
+		return llm.Request{}, apperr.New(apperr.CodeAIContextLength, "The message is too long for the model %s.", t.model)
+	}
+	req := llm.Request{Model: t.model, MaxTokens: c.Settings.MaxTokens, Stop: c.Settings.Stop, User: t.userID}
+	temp := c.Settings.Temperature
+	req.Temperature = &temp
+	for _, m := range msgs {
+		req.Messages = append(req.Messages, llm.Message{Role: m.Role, Content: m.Content})
+	}
+	return req, nil
+}
+
+// add receives each content delta from the provider.
+func (t *turn) add(delta string) {
+	t.mu.Lock()
+	t.text.WriteString(delta)
+	t.pending.WriteString(delta)
+	t.mu.Unlock()
+}
+
+// relay sends pending text as ai_delta every Coalesce (at once when it is
+// zero) and saves the text so far every SaveEvery, until ctx ends.
+func (s *Service) relay(ctx context.Context, t *turn) {
+	every := s.opt.Coalesce
+	if every <= 0 {
+		every = time.Millisecond
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	save := time.NewTicker(s.opt.SaveEvery)
+	defer save.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.flush(t)
+		case <-save.C:
+			t.mu.Lock()
+			text := t.text.String()
+			t.mu.Unlock()
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if _, err := s.opt.Chats.SaveAnswer(sctx, t.msg, chat.Answer{Content: text, Status: chat.StatusStreaming}); err != nil && ctx.Err() == nil {
+				s.log.Warn("ai: save partial answer", "chat_id", t.chatID, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// flush sends the text not yet relayed as one ai_delta. It publishes
+// while holding the turn's lock so deltas and snapshots leave in offset
+// order (publishing only queues frames and never blocks on a socket).
+func (s *Service) flush(t *turn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending.Len() == 0 {
+		return
+	}
+	d := deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Offset: t.sentLen, Delta: t.pending.String()}
+	t.sentLen += t.pending.Len()
+	t.pending.Reset()
+	s.opt.Bus.Send(t.members, EventDelta, d)
+	s.opt.Metrics.Deltas.Inc()
+}
+
+// Snapshot sends userID the text generated so far in each of the chats
+// that has an answer streaming, as an ai_delta from offset 0: a client
+// that joins mid-answer (a reload, a reconnect, another tab) then goes on
+// with the live deltas. Chats answered on another instance are asked
+// there.
+func (s *Service) Snapshot(userID string, chatIDs []string) {
+	var elsewhere []string
+	for _, id := range chatIDs {
+		if !s.snapshotLocal(userID, id) {
+			elsewhere = append(elsewhere, id)
+		}
+	}
+	if len(elsewhere) > 0 {
+		b, _ := json.Marshal(snapshotControl{UserID: userID, ChatIDs: elsewhere})
+		s.opt.Bus.Control(controlSnapshot, b)
+	}
+}
+
+const controlSnapshot = "ai_snapshot"
+
+type snapshotControl struct {
+	UserID  string   `json:"user_id"`
+	ChatIDs []string `json:"chat_ids"`
+}
+
+func (s *Service) onSnapshotControl(payload []byte) {
+	var c snapshotControl
+	if json.Unmarshal(payload, &c) != nil {
+		return
+	}
+	for _, id := range c.ChatIDs {
+		s.snapshotLocal(c.UserID, id)
+	}
+}
+
+func (s *Service) snapshotLocal(userID, chatID string) bool {
+	s.mu.Lock()
+	t := s.running[chatID]
+	s.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !contains(t.members, userID) {
+		return true
+	}
+	text := t.text.String()[:t.sentLen]
+	s.opt.Bus.Send([]string{userID}, EventStart, startData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq,
+		Model: t.model, ReplyTo: t.replyTo})
+	s.opt.Bus.Send([]string{userID}, EventDelta, deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Delta: text})
+	return true
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// finish stores the answer's end, records usage, and tells the chat.
+func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration) {
+	t.mu.Lock()
+	text := t.text.String()
+	t.mu.Unlock()
+	a := chat.Answer{Content: text, Duration: took}
+	if res != nil {
+		a.FinishReason = res.FinishReason
+		a.TimeToFirst = res.TimeToFirst
+		if res.Usage != nil {
+			a.PromptTokens, a.CompletionTokens = res.Usage.PromptTokens, res.Usage.CompletionTokens
+		}
+	}
+	notice := ""
+	switch {
+	case err == nil:
+		a.Status = chat.StatusComplete
+		if ok, why := prompt.CheckAnswer(text); !ok {
+			s.log.Warn("ai: answer not shown", "chat_id", t.chatID, "reason", why, "model", t.model)
+			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIFiltered, why
+		} else if blocked, what := s.opt.Moderator.Check(text); blocked {
+			s.log.Info("ai: answer refused by moderation", "chat_id", t.chatID, "matched", what)
+			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIModerated, "moderated"
+		}
+	case errors.Is(err, errStopped) || (s.ctx.Err() != nil && llm.KindOf(err) == llm.Canceled):
+		a.Status = chat.StatusStopped
+	default:
+		a.Status = chat.StatusFailed
+		a.ErrorCode, _, _ = describe(err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
+	defer cancel()
+	if _, serr := s.opt.Chats.SaveAnswer(ctx, t.msg, a); serr != nil {
+		s.log.Error("ai: save answer", "chat_id", t.chatID, "err", serr)
+	}
+	if res != nil && res.Usage != nil {
+		s.recordUsage(ctx, t.userID, t.model, t.client.Provider().Name, res.Usage)
+	}
+	s.observe(t, res, err, took)
+	if a.Status == chat.StatusFailed {
+		code, msg, retry := describe(err)
+		s.opt.Bus.Send(t.members, EventError, errorData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq,
+			ReplyTo: t.replyTo, Code: code, Message: msg, Content: text, Retry: retry})
+		return
+	}
+	d := doneData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Status: a.Status, Content: a.Content,
+		FinishReason: a.FinishReason, Model: t.model, Notice: notice}
+	if res != nil && res.Usage != nil {
+		d.Usage = &usage{PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens}
+	}
+	s.opt.Bus.Send(t.members, EventDone, d)
+}
+
+// Stop stops the chat's generation, on whichever instance runs it. Any
+// member may stop it; with nothing generating it is ai.notGenerating.
+func (s *Service) Stop(ctx context.Context, userID, chatID string) error {
+	if _, err := s.opt.Chats.Members(ctx, userID, chatID); err != nil {
+		return err
+	}
+	if s.stopLocal(chatID) {
+		return nil
+	}
+	streaming, err := s.opt.Chats.Streaming(ctx, chatID)
+	if err != nil {
+		return err
+	}
+	if !streaming {
+		return apperr.New(apperr.CodeAINotGenerating, "Nothing is being generated in this chat.")
+	}
+	b, _ := json.Marshal(stopControl{ChatID: chatID})
+	s.opt.Bus.Control(controlStop, b)
+	return nil
+}
+
+const controlStop = "ai_stop"
+
+type stopControl struct {
+	ChatID string `json:"chat_id"`
+}
+
+func (s *Service) onStopControl(payload []byte) {
+	var c stopControl
+	if json.Unmarshal(payload, &c) == nil {
+		s.stopLocal(c.ChatID)
+	}
+}
+
+func (s *Service) stopLocal(chatID string) bool {
+	s.mu.Lock()
+	t := s.running[chatID]
+	s.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	cancel := t.cancel
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel(errStopped)
+	}
+	return true
+}
+
+// Regenerate writes the chat's last answer again; the old text is kept as
+// a previous version.
+func (s *Service) Regenerate(ctx context.Context, userID, chatID string, seq int64) (*chat.Message, error) {
+	c, err := s.opt.Chats.Get(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	client, model, err := s.route(c.Settings.Model)
+	if err != nil {
+		return nil, err
+	}
+	// The answered message is the last person's message before seq.
+	prev, err := s.opt.Chats.Recent(ctx, chatID, seq, 50)
+	if err != nil {
+		return nil, err
+	}
+	var replyTo int64
+	for i := len(prev) - 1; i >= 0; i-- {
+		if prev[i].AuthorKind == chat.AuthorUser {
+			replyTo = prev[i].Seq
+			break
+		}
+	}
+	if replyTo == 0 {
+		return nil, apperr.Invalid("seq", "There is no message for this answer to reply to.")
+	}
+	sent, err := s.opt.Chats.Regenerate(ctx, userID, chatID, seq, model, client.Provider().Name)
+	if err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.run(c, userID, sent.Members, replyTo, sent.Message)
+	}()
+	return sent.Message, nil
+}
+
+// describe turns an error into what the chat is told: a code, a message
+// for people, and seconds to wait when waiting helps.
+func describe(err error) (code, message string, retry int) {
+	if e, ok := apperr.As(err); ok {
+		return e.Code, e.Message, e.Retry
+	}
+	var le *llm.Error
+	if errors.As(err, &le) {
+		retry = int(le.RetryAfter.Round(time.Second) / time.Second)
+		switch le.Kind {
+		case llm.Auth:
+			return apperr.CodeAIAuth, "The AI provider refused the server's credentials; an admin must check its API key.", 0
+		case llm.RateLimit:
+			return apperr.CodeAIRateLimited, "The AI provider is rate limiting requests; try again in a moment.", max(retry, 1)
+		case llm.Quota:
+			return apperr.CodeAIProviderQuota, "The AI provider's quota or credit is used up; an admin must top it up.", 0
+		case llm.ModelNotFound:
+			return apperr.CodeAIModelNotFound, "The model of this chat does not exist at the provider; pick another in the chat's settings.", 0
+		case llm.ContextLength:
+			return apperr.CodeAIContextLength, "The conversation is too long for the model; lower the depth or start a new chat.", 0
+		case llm.Timeout:
+			return apperr.CodeAITimeout, "The AI provider stopped sending the answer; try again.", 0
+		case llm.Truncated:
+			return apperr.CodeAITruncated, "The answer was cut off by the AI provider; try again.", 0
+		case llm.Unavailable:
+			return apperr.CodeAIUnavailable, "The AI provider is not reachable right now; try again later.", max(retry, 0)
+		case llm.Canceled:
+			return apperr.CodeAIUnavailable, "The answer was interrupted.", 0
+		}
+		return apperr.CodeAIUpstream, "The AI provider reported an error: " + truncate(le.Message, 200), 0
+	}
+	return apperr.CodeInternal, "Internal error.", 0
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return "complete"
+	case errors.Is(err, errStopped):
+		return "stopped"
+	}
+	code, _, _ := describe(err)
+	return code
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func secondsToMidnight(now time.Time) int {
+	now = now.UTC()
+	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	return int(next.Sub(now).Seconds()) + 1
+}

@@ -1,0 +1,97 @@
+package ai
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aichat/aichat/internal/ai/llm"
+)
+
+// Usage is what one user spent on one day with one model.
+type Usage struct {
+	UserID           string `json:"user_id,omitempty"`
+	Day              string `json:"day"`
+	Model            string `json:"model"`
+	Provider         string `json:"provider"`
+	Requests         int    `json:"requests"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+}
+
+type usageRow struct {
+	UserID           string
+	Day              string
+	Model            string
+	Provider         string
+	Requests         int
+	PromptTokens     int64
+	CompletionTokens int64
+}
+
+func (usageRow) TableName() string { return "ai_usage" }
+
+func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// recordUsage adds one answer's tokens to the user's day. One upsert, so
+// concurrent answers on several instances add up instead of overwriting.
+func (s *Service) recordUsage(ctx context.Context, userID, model, provider string, u *llm.Usage) {
+	err := s.opt.DB.WithContext(ctx).Exec(`INSERT INTO ai_usage (user_id, day, model, provider, requests, prompt_tokens, completion_tokens)
+		VALUES (?, ?, ?, ?, 1, ?, ?)
+		ON CONFLICT (user_id, day, model, provider) DO UPDATE SET requests = ai_usage.requests + 1,
+			prompt_tokens = ai_usage.prompt_tokens + excluded.prompt_tokens,
+			completion_tokens = ai_usage.completion_tokens + excluded.completion_tokens`,
+		userID, day(s.opt.Now()), model, provider, u.PromptTokens, u.CompletionTokens).Error
+	if err != nil {
+		s.log.Error("ai: record usage", "user_id", userID, "err", err)
+	}
+	s.opt.Metrics.TokensIn.Add(float64(u.PromptTokens))
+	s.opt.Metrics.TokensOut.Add(float64(u.CompletionTokens))
+}
+
+func (s *Service) tokensToday(ctx context.Context, userID string) (int64, error) {
+	var total int64
+	err := s.opt.DB.WithContext(ctx).Model(&usageRow{}).
+		Select("COALESCE(SUM(prompt_tokens + completion_tokens), 0)").
+		Where("user_id = ? AND day = ?", userID, day(s.opt.Now())).Scan(&total).Error
+	if err != nil {
+		return 0, fmt.Errorf("usage today: %w", err)
+	}
+	return total, nil
+}
+
+// UsageOf returns a user's usage per day and model for the last days,
+// newest first.
+func (s *Service) UsageOf(ctx context.Context, userID string, days int) ([]Usage, error) {
+	var rows []usageRow
+	since := day(s.opt.Now().AddDate(0, 0, -days+1))
+	if err := s.opt.DB.WithContext(ctx).Where("user_id = ? AND day >= ?", userID, since).
+		Order("day DESC, model").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	out := make([]Usage, len(rows))
+	for i, r := range rows {
+		out[i] = Usage{Day: r.Day, Model: r.Model, Provider: r.Provider, Requests: r.Requests,
+			PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens}
+	}
+	return out, nil
+}
+
+// UsageTotals returns every user's totals per model over the last days,
+// for admins.
+func (s *Service) UsageTotals(ctx context.Context, days int) ([]Usage, error) {
+	var rows []usageRow
+	since := day(s.opt.Now().AddDate(0, 0, -days+1))
+	if err := s.opt.DB.WithContext(ctx).Model(&usageRow{}).
+		Select("user_id, model, provider, SUM(requests) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens").
+		Where("day >= ?", since).Group("user_id, model, provider").
+		Order("SUM(prompt_tokens + completion_tokens) DESC").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("usage totals: %w", err)
+	}
+	out := make([]Usage, len(rows))
+	for i, r := range rows {
+		out[i] = Usage{UserID: r.UserID, Model: r.Model, Provider: r.Provider, Requests: r.Requests,
+			PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens}
+	}
+	return out, nil
+}

@@ -1,0 +1,192 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/store"
+	"gorm.io/gorm"
+)
+
+// Answer is how an assistant answer was produced, stored with it.
+type Answer struct {
+	Content          string
+	Status           string // streaming (a periodic save), complete, stopped or failed
+	FinishReason     string
+	ErrorCode        string
+	PromptTokens     int
+	CompletionTokens int
+	Duration         time.Duration
+	TimeToFirst      time.Duration
+}
+
+// StartAnswer stores an empty assistant message with status streaming and
+// the chat's next seq; every member but requestedBy counts it as unread.
+// The streaming row is the chat's generation lock on every instance: while
+// one exists, a second start is ai.busy.
+func (s *Service) StartAnswer(ctx context.Context, requestedBy, chatID, model, provider string) (*Sent, error) {
+	members, err := s.Members(ctx, requestedBy, chatID)
+	if err != nil {
+		return nil, err
+	}
+	req, mdl, prov := requestedBy, model, provider
+	row := messageRow{ID: newID(), ChatID: chatID, AuthorKind: AuthorAssistant, Status: StatusStreaming,
+		CreatedAt: s.opt.Now(), RequestedBy: &req, Model: &mdl, Provider: &prov}
+	unread, err := s.insert(ctx, &row, "", requestedBy)
+	if err != nil {
+		if store.IsUniqueViolation(err) {
+			return nil, errBusy()
+		}
+		return nil, err
+	}
+	m, err := s.openMessage(&row)
+	if err != nil {
+		return nil, err
+	}
+	s.unread.apply(unread...)
+	s.events.MessageCreated(m, members, unread)
+	return &Sent{Message: m, Members: members}, nil
+}
+
+func errBusy() error {
+	return apperr.New(apperr.CodeAIBusy, "The assistant is already answering in this chat; stop it or wait.")
+}
+
+// SaveAnswer stores the answer's text so far (status streaming) or its end.
+// It only writes while the message is still streaming, so a late save
+// cannot overwrite an answer that was already ended elsewhere; it reports
+// whether it wrote.
+func (s *Service) SaveAnswer(ctx context.Context, m *Message, a Answer) (bool, error) {
+	ct, key := s.sealer.Seal([]byte(a.Content), "message", m.ID, m.ChatID)
+	fields := map[string]any{"content_ct": ct, "key_id": key, "status": a.Status, "updated_at": s.opt.Now()}
+	if a.Status != StatusStreaming {
+		fields["finish_reason"] = nullable(a.FinishReason)
+		fields["error_code"] = nullable(a.ErrorCode)
+		fields["prompt_tokens"] = a.PromptTokens
+		fields["completion_tokens"] = a.CompletionTokens
+		fields["duration_ms"] = a.Duration.Milliseconds()
+		fields["ttft_ms"] = a.TimeToFirst.Milliseconds()
+	}
+	res := s.db.WithContext(ctx).Model(&messageRow{}).
+		Where("id = ? AND status = ?", m.ID, StatusStreaming).Updates(fields)
+	if res.Error != nil {
+		return false, fmt.Errorf("save answer: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Regenerate makes the chat's last message, an assistant answer, stream
+// again: its text and figures move to message_versions and the message
+// keeps its id and seq. Only members may; a chat already streaming is
+// ai.busy.
+func (s *Service) Regenerate(ctx context.Context, userID, chatID string, seq int64, model, provider string) (*Sent, error) {
+	members, err := s.Members(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	var row messageRow
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Lock the chat so no message lands after the check below.
+		var last []int64
+		if err := tx.Raw("UPDATE chats SET last_seq = last_seq WHERE id = ? RETURNING last_seq", chatID).Scan(&last).Error; err != nil {
+			return err
+		}
+		if len(last) == 0 {
+			return notFound()
+		}
+		if err := tx.Where("chat_id = ? AND seq = ?", chatID, seq).Take(&row).Error; err != nil {
+			if store.IsNotFound(err) {
+				return apperr.New(apperr.CodeMessageNotFound, "No message %d in this chat.", seq)
+			}
+			return err
+		}
+		if row.AuthorKind != AuthorAssistant || seq != last[0] {
+			return apperr.Invalid("seq", "Only the last message, when it is the assistant's answer, can be regenerated.")
+		}
+		if row.Status == StatusStreaming {
+			return errBusy()
+		}
+		err := tx.Exec(`INSERT INTO message_versions (id, message_id, chat_id, content_ct, key_id, status, model,
+				finish_reason, prompt_tokens, completion_tokens, created_at)
+			SELECT ?, id, chat_id, content_ct, key_id, status, model, finish_reason, prompt_tokens, completion_tokens, ?
+			FROM messages WHERE id = ?`, newID(), s.opt.Now(), row.ID).Error
+		if err != nil {
+			return err
+		}
+		ct, key := s.sealer.Seal(nil, "message", row.ID, row.ChatID)
+		req, mdl, prov := userID, model, provider
+		row.ContentCt, row.KeyID, row.Status = ct, key, StatusStreaming
+		row.RequestedBy, row.Model, row.Provider = &req, &mdl, &prov
+		return tx.Model(&messageRow{}).Where("id = ?", row.ID).Updates(map[string]any{
+			"content_ct": ct, "key_id": key, "status": StatusStreaming, "requested_by": userID,
+			"model": model, "provider": provider, "finish_reason": nil, "error_code": nil,
+			"prompt_tokens": nil, "completion_tokens": nil, "duration_ms": nil, "ttft_ms": nil,
+			"updated_at": s.opt.Now()}).Error
+	})
+	if err != nil {
+		if store.IsUniqueViolation(err) {
+			return nil, errBusy()
+		}
+		if _, ok := apperr.As(err); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("regenerate: %w", err)
+	}
+	m, err := s.openMessage(&row)
+	if err != nil {
+		return nil, err
+	}
+	return &Sent{Message: m, Members: members}, nil
+}
+
+// Recent returns up to n messages of a chat before seq, oldest first: the
+// history an answer is written from. The caller has checked membership.
+func (s *Service) Recent(ctx context.Context, chatID string, beforeSeq int64, n int) ([]*Message, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	var rows []messageRow
+	if err := s.db.WithContext(ctx).Where("chat_id = ? AND seq < ?", chatID, beforeSeq).
+		Order("seq DESC").Limit(n).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("recent messages: %w", err)
+	}
+	out := make([]*Message, len(rows))
+	for i := range rows {
+		m, err := s.openMessage(&rows[i])
+		if err != nil {
+			return nil, err
+		}
+		out[len(rows)-1-i] = m
+	}
+	return out, nil
+}
+
+// FailStaleAnswers ends answers left streaming by an instance that died:
+// any streaming message not saved for longer than maxAge becomes failed,
+// which also frees its chat's generation lock.
+func (s *Service) FailStaleAnswers(ctx context.Context, maxAge time.Duration) (int64, error) {
+	cutoff := s.opt.Now().Add(-maxAge)
+	res := s.db.WithContext(ctx).Model(&messageRow{}).
+		Where("status = ? AND COALESCE(updated_at, created_at) < ?", StatusStreaming, cutoff).
+		Updates(map[string]any{"status": StatusFailed, "error_code": "ai.interrupted", "updated_at": s.opt.Now()})
+	return res.RowsAffected, res.Error
+}
+
+// Streaming reports whether an answer is being generated in the chat.
+func (s *Service) Streaming(ctx context.Context, chatID string) (bool, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&messageRow{}).
+		Where("chat_id = ? AND status = ?", chatID, StatusStreaming).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("streaming: %w", err)
+	}
+	return n > 0, nil
+}
