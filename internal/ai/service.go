@@ -49,6 +49,9 @@ type Options struct {
 	DailyTokens   int64 // per user; 0: no limit
 	MaxConcurrent int   // streaming answers per user
 	Moderator     *prompt.Moderator
+	// ProviderModeration also asks OpenAI's moderation endpoint about
+	// questions and answers, when the chat's provider is OpenAI.
+	ProviderModeration bool
 	// Exempt reports users without quotas (admins).
 	Exempt func(ctx context.Context, userID string) bool
 	Now    func() time.Time

@@ -282,6 +282,9 @@ func (s *Service) request(ctx context.Context, t *turn, c *chat.Chat) (llm.Reque
 		s.log.Info("ai: message refused by moderation", "chat_id", c.ID, "matched", what)
 		return llm.Request{}, apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
 	}
+	if s.flaggedByProvider(ctx, t, newMsg.Content) {
+		return llm.Request{}, apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
+	}
 	names := map[string]string{}
 	in := prompt.Input{SystemRules: s.opt.SystemPrompt, ChatContext: c.Settings.Context, Group: c.Kind == chat.KindGroup,
 		Budget: prompt.PromptBudget(t.model, c.Settings.MaxTokens)}
@@ -452,6 +455,8 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIFiltered, why
 		} else if blocked, what := s.opt.Moderator.Check(text); blocked {
 			s.log.Info("ai: answer refused by moderation", "chat_id", t.chatID, "matched", what)
+			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIModerated, "moderated"
+		} else if s.flaggedByProvider(s.ctx, t, text) {
 			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIModerated, "moderated"
 		}
 	case errors.Is(err, errStopped) || (s.ctx.Err() != nil && llm.KindOf(err) == llm.Canceled):
@@ -630,4 +635,25 @@ func secondsToMidnight(now time.Time) int {
 	now = now.UTC()
 	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 	return int(next.Sub(now).Seconds()) + 1
+}
+
+// flaggedByProvider asks OpenAI's moderation endpoint, when configured and
+// the chat's provider is OpenAI. If the endpoint fails the text passes:
+// the configured patterns still apply, and an outage of the moderation
+// service must not stop the chat.
+func (s *Service) flaggedByProvider(ctx context.Context, t *turn, text string) bool {
+	if !s.opt.ProviderModeration || t.client.Provider().Name != "openai" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	flagged, cats, err := t.client.Moderate(ctx, text)
+	if err != nil {
+		s.log.Warn("ai: moderation endpoint failed; text passed", "chat_id", t.chatID, "err", err)
+		return false
+	}
+	if flagged {
+		s.log.Info("ai: text flagged by the provider's moderation", "chat_id", t.chatID, "categories", cats)
+	}
+	return flagged
 }

@@ -57,6 +57,7 @@ func newAI(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger
 		DB: db, Chats: chats, Bus: hub, Log: log, Metrics: ai.NewMetrics(reg), Providers: providers,
 		DefaultModel: cfg.AIModel, SystemPrompt: cfg.AISystemPrompt, Coalesce: cfg.AICoalesce, SaveEvery: cfg.AISaveEvery,
 		DailyTokens: cfg.AIDailyTokens, MaxConcurrent: int(cfg.AIMaxConcurrent), Moderator: mod,
+		ProviderModeration: cfg.AIOpenAIModerate,
 		Exempt: func(ctx context.Context, userID string) bool {
 			u, err := users.User(ctx, userID)
 			return err == nil && u.Role == auth.RoleAdmin

@@ -97,6 +97,7 @@ type Client struct {
 	models  openai.ModelService
 	br      *breaker
 	backoff time.Duration // first retry's base delay; tests shorten it
+	reqOpts []option.RequestOption
 }
 
 // New returns a Client for p. It does not contact the upstream.
@@ -142,6 +143,7 @@ func New(p Provider, opt Options) *Client {
 		models:  openai.NewModelService(opts...),
 		br:      &breaker{opt: opt.Breaker, now: opt.Now},
 		backoff: 500 * time.Millisecond,
+		reqOpts: opts,
 	}
 }
 

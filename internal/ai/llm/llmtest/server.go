@@ -25,6 +25,9 @@ import (
 	"time"
 )
 
+// FlagWord makes the fake moderation endpoint flag an input.
+const FlagWord = "FLAGME"
+
 // Server is the fake upstream. Create it with NewServer; it is closed by
 // the test's cleanup.
 type Server struct {
@@ -182,6 +185,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.mu.Unlock()
 		close(served)
 	}()
+
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/moderations" {
+		// Moderation never takes a script: it flags any input containing
+		// FlagWord, as OpenAI's endpoint would flag a harmful text.
+		s.mu.Lock()
+		s.reqs = append(s.reqs, rec)
+		s.mu.Unlock()
+		flagged := strings.Contains(string(raw), FlagWord)
+		writeBody(w, 200, "application/json", fmt.Sprintf(`{"id":"modr-llmtest","model":"omni-moderation-latest","results":[{"flagged":%t,"categories":{"harassment":%t,"violence":false},"category_scores":{"harassment":0.9,"violence":0.01},"category_applied_input_types":{"harassment":["text"],"violence":["text"]}}]}`, flagged, flagged))
+		return
+	}
 
 	s.mu.Lock()
 	s.reqs = append(s.reqs, rec)
