@@ -146,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hubOpt := opt.Hub
 	hubOpt.Chats, hubOpt.Broker, hubOpt.Log, hubOpt.Metrics = chatSvc, broker, log, realtime.NewMetrics(reg)
+	hubOpt.Verify = authSvc.Verify
 	hubOpt.MaxConnsPerUser = int(cfg.WSMaxConnsPerUser)
 	hubOpt.MaxFrameBytes = cfg.WSMaxFrameBytes
 	hubOpt.CommandsPerMinute = int(cfg.WSCommandsPerMin)

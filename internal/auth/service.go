@@ -277,7 +277,39 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 		return nil, apperr.New(apperr.CodeInvalidToken, "Token was revoked; refresh or sign in again.")
 	}
 	return &Principal{UserID: u.ID, Role: u.Role, Email: u.Email, SessionID: claims.Session,
-		Expires: claims.ExpiresAt.Time.UTC()}, nil
+		Expires: claims.ExpiresAt.Time.UTC(), Version: u.TokenVersion}, nil
+}
+
+// Verify checks that a principal authenticated earlier still holds: the
+// user exists, is not blocked, has the same token version (no password,
+// role or block change since), and its sign-in session was not revoked.
+// Long-lived sockets use it when they may have missed a revocation.
+func (s *Service) Verify(ctx context.Context, p *Principal) error {
+	var u User
+	err := s.db.WithContext(ctx).Select("id", "blocked", "token_version").Where("id = ?", p.UserID).Take(&u).Error
+	if store.IsNotFound(err) {
+		return apperr.New(apperr.CodeInvalidToken, "This account no longer exists.")
+	}
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if u.Blocked {
+		return apperr.New(apperr.CodeUserBlocked, "This account is blocked.")
+	}
+	if u.TokenVersion != p.Version {
+		return apperr.New(apperr.CodeInvalidToken, "Token was revoked; refresh or sign in again.")
+	}
+	if p.SessionID != "" {
+		var live int64
+		if err := s.db.WithContext(ctx).Model(&refreshToken{}).
+			Where("family_id = ? AND revoked_at IS NULL", p.SessionID).Count(&live).Error; err != nil {
+			return fmt.Errorf("check session: %w", err)
+		}
+		if live == 0 {
+			return apperr.New(apperr.CodeInvalidToken, "This session was signed out.")
+		}
+	}
+	return nil
 }
 
 // User returns the user with the given id.

@@ -130,5 +130,5 @@ func (s *Service) RedeemTicket(ctx context.Context, ticket string) (*Principal, 
 		return nil, apperr.New(apperr.CodeInvalidToken, "Token was revoked; refresh or sign in again.")
 	}
 	return &Principal{UserID: u.ID, Role: u.Role, Email: u.Email, SessionID: t.SessionID,
-		Expires: t.AccessExpiresAt.UTC()}, nil
+		Expires: t.AccessExpiresAt.UTC(), Version: u.TokenVersion}, nil
 }

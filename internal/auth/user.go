@@ -51,6 +51,7 @@ type Principal struct {
 	Role      Role
 	Email     string
 	SessionID string // the refresh-token family, "" for other credentials
+	Version   int    // the user's token_version the credential was issued under
 	// Expires is when the credential that authenticated this caller stops
 	// being valid (an access token's exp); a socket must not outlive it.
 	Expires time.Time

@@ -68,11 +68,24 @@ func (s *Service) MarkRead(ctx context.Context, userID, chatID string, seq int64
 	return s.Unread(ctx, userID)
 }
 
-// Unread returns the user's unread counts, from memory when cached.
+// Unread returns the user's unread counts, from memory when cached. Pushes
+// to sockets use it: the cache follows every change this instance hears of.
 func (s *Service) Unread(ctx context.Context, userID string) (*Unread, error) {
 	if u, ok := s.unread.get(userID); ok {
 		return u, nil
 	}
+	return s.loadUnread(ctx, userID)
+}
+
+// UnreadFresh reads the user's counts from the database (and refreshes the
+// cache). REST answers use it: with several instances, a read just made on
+// another instance may not have reached this one's cache yet, and a client
+// that reads its own write must see it.
+func (s *Service) UnreadFresh(ctx context.Context, userID string) (*Unread, error) {
+	return s.loadUnread(ctx, userID)
+}
+
+func (s *Service) loadUnread(ctx context.Context, userID string) (*Unread, error) {
 	gen := s.unread.generation(userID)
 	// One statement reads each count with its chat's last seq, so the
 	// versions match the counts (see UnreadChange).
@@ -91,8 +104,10 @@ func (s *Service) Unread(ctx context.Context, userID string) (*Unread, error) {
 	for _, r := range rows {
 		e.chats[r.ChatID] = chatUnread{count: r.UnreadCount, ver: 2*r.LastSeq + 1}
 	}
+	// Snapshot before put: once cached, e belongs to the cache's lock.
+	out := e.snapshot()
 	s.unread.put(userID, gen, e)
-	return e.snapshot(), nil
+	return out, nil
 }
 
 // ApplyUnread records unread changes made elsewhere (another instance),
@@ -168,6 +183,15 @@ func (c *unreadCache) put(user string, gen uint64, e *userUnread) {
 	defer c.mu.Unlock()
 	if c.generations[user]+c.epoch<<32 != gen {
 		return
+	}
+	if old, ok := c.entries[user]; ok {
+		// A change applied while e was read from the database is newer
+		// than what e holds for that chat: keep it.
+		for id, cur := range old.chats {
+			if n, ok := e.chats[id]; ok && cur.ver > n.ver {
+				e.chats[id] = cur
+			}
+		}
 	}
 	if len(c.entries) >= maxCachedUsers {
 		c.entries = map[string]*userUnread{}

@@ -179,7 +179,7 @@ func (s *server) handleChatRead(c *gin.Context) error {
 
 // handleUnread returns the caller's unread counts per chat and in total.
 func (s *server) handleUnread(c *gin.Context) error {
-	u, err := s.chats.Unread(c.Request.Context(), me(c).UserID)
+	u, err := s.chats.UnreadFresh(c.Request.Context(), me(c).UserID)
 	if err != nil {
 		return err
 	}

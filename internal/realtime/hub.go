@@ -35,6 +35,9 @@ type Options struct {
 	PresenceGrace time.Duration // offline is announced after this long without a socket
 	TypingTTL     time.Duration // 5 s
 	ResumeLimit   int           // messages replayed per chat before the client must page
+	// Verify re-checks a session's credential after the broker may have
+	// lost a forced close (auth.Service.Verify).
+	Verify func(ctx context.Context, p *auth.Principal) error
 }
 
 // Hub knows every session of this instance, delivers events to them, and
@@ -412,9 +415,58 @@ func (h *Hub) Deliver(payload []byte) {
 func (h *Hub) Resync() {
 	h.chats.InvalidateAllUnread()
 	f := encode(EventResync, "", map[string]string{"reason": "Events may have been missed; send resume."})
-	for _, s := range h.all() {
+	all := h.all()
+	for _, s := range all {
 		s.push(item{typ: EventResync, frame: f})
 		s.hold()
+	}
+	// What else the outage may have swallowed: a forced close (sign-out,
+	// password change, block) published by another instance, and presence
+	// (Redis may have restarted empty). Check both now, off the broker's
+	// goroutine.
+	go h.recover(all)
+}
+
+// recover re-checks every session's credential against the database,
+// closing those revoked meanwhile, records this instance's users as online
+// again, and sends each session its contacts' presence in full.
+func (h *Hub) recover(sessions []*Session) {
+	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
+	defer cancel()
+	var users []string
+	seen := map[string]bool{}
+	for _, s := range sessions {
+		if h.opt.Verify != nil {
+			if err := h.opt.Verify(ctx, s.User); err != nil {
+				if _, ok := apperr.As(err); !ok {
+					h.log.Warn("resync: verify session", "user_id", s.User.UserID, "err", err)
+					continue // the database is the problem, not the credential
+				}
+				code := CloseTokenExpired
+				if apperr.Is(err, apperr.CodeUserBlocked) {
+					code = ClosePolicy
+				}
+				s.close(code, "Your sign-in is no longer valid: "+apperr.Code(err)+".", "kicked")
+				continue
+			}
+		}
+		if !seen[s.User.UserID] {
+			seen[s.User.UserID] = true
+			users = append(users, s.User.UserID)
+		}
+	}
+	if len(users) > 0 {
+		if err := h.broker.Refresh(ctx, users); err != nil {
+			h.log.Warn("resync: presence refresh", "err", err)
+		}
+	}
+	for _, s := range sessions {
+		h.presenceState(s)
+	}
+	// Another instance may have sent its sessions the presence state before
+	// this one put its users back: say again that they are online.
+	for _, uid := range users {
+		h.announce(ctx, uid, true)
 	}
 }
 
@@ -488,6 +540,13 @@ func (h *Hub) Notify(userID string, data any) {
 // relay uses it for ai_* events).
 func (h *Hub) Send(users []string, typ string, data any) {
 	h.publish(&envelope{Kind: kindFrame, Type: typ, To: users, Frame: encode(typ, "", data)})
+}
+
+// SendChat delivers an event about a chat to users on every instance. A
+// session resuming that chat holds it until the replay is done, like a
+// chat_message, so it never overtakes the messages it refers to.
+func (h *Hub) SendChat(chatID string, users []string, typ string, data any) {
+	h.publish(&envelope{Kind: kindFrame, Type: typ, To: users, ChatID: chatID, Frame: encode(typ, "", data)})
 }
 
 // MessageCreated implements chat.Events.

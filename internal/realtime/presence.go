@@ -140,3 +140,23 @@ func (h *Hub) presenceLoop(ctx context.Context) {
 		cancel()
 	}
 }
+
+// presenceState sends a session the presence of every contact, online and
+// offline: after a broker outage announcements may have been lost, so the
+// client replaces what it knows.
+func (h *Hub) presenceState(s *Session) {
+	ctx, cancel := context.WithTimeout(s.ctx, commandTimeout)
+	defer cancel()
+	contacts, err := h.chats.Contacts(ctx, s.User.UserID)
+	if err != nil || len(contacts) == 0 {
+		return
+	}
+	online, err := h.broker.AreOnline(ctx, contacts)
+	if err != nil {
+		h.log.Warn("resync: presence", "user_id", s.User.UserID, "err", err)
+		return
+	}
+	for _, c := range contacts {
+		s.push(item{typ: EventPresence, frame: encode(EventPresence, "", presenceData{UserID: c, Online: online[c]})})
+	}
+}

@@ -103,7 +103,7 @@ func (h *Hub) cmdResume(ctx context.Context, s *Session, in inFrame) error {
 	}
 	res.Unread = u
 	h.metrics.Replayed.Add(float64(len(replay)))
-	s.release(replay)
+	s.releaseResumed(replay)
 	s.push(item{typ: EventResumed, frame: encode(EventResumed, in.ID, res)})
 	if h.ai != nil && len(res.Chats) > 0 {
 		// Answers still being generated: the text so far, then live deltas.

@@ -289,7 +289,14 @@ const holdTimeout = 10 * time.Second
 
 // release queues the replayed items, then the held live events the replay
 // did not already cover, and ends holding.
-func (s *Session) release(replayed []item) {
+func (s *Session) release(replayed []item) { s.releaseHeld(replayed, false) }
+
+// releaseResumed ends holding after a resume replayed what was missed:
+// held ai_delta frames are dropped too, since the resume sends the text so
+// far of answers in progress.
+func (s *Session) releaseResumed(replayed []item) { s.releaseHeld(replayed, true) }
+
+func (s *Session) releaseHeld(replayed []item, resumed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -312,6 +319,9 @@ func (s *Session) release(replayed []item) {
 	for _, it := range s.held {
 		if it.typ == EventChatMessage && it.seq <= top[it.chatID] {
 			continue // replayed already
+		}
+		if resumed && it.typ == EventAIDelta {
+			continue
 		}
 		s.items = append(s.items, it)
 	}
