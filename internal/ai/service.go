@@ -25,7 +25,9 @@ import (
 // stop requests to the instance that runs a generation. The real-time hub
 // implements it.
 type Bus interface {
-	Send(users []string, typ string, data any)
+	// SendChat sends an event about a chat: a socket resuming that chat
+	// holds it until the replay is done.
+	SendChat(chatID string, users []string, typ string, data any)
 	// Control runs the handler registered under name on every other
 	// instance with payload.
 	Control(name string, payload []byte)
@@ -146,7 +148,7 @@ func (s *Service) RefreshModels(ctx context.Context) {
 func (s *Service) Models() []Model {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.listed)
+	return append([]Model{}, s.listed...)
 }
 
 // route finds the provider for a model: "provider/model" names both; a

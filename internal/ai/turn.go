@@ -73,6 +73,7 @@ type turn struct {
 	userID   string
 	members  []string
 	msg      *chat.Message
+	question *chat.Message // the person's message being answered
 	replyTo  int64
 	settings chat.Settings
 	client   *llm.Client
@@ -124,35 +125,59 @@ func (s *Service) answer(m *chat.Message, members []string) {
 			return
 		}
 	}
-	s.run(c, m.Author, members, m.Seq, nil)
+	s.run(c, m.Author, members, m, nil)
 }
 
-// run starts and runs a generation answering the message at replyTo. With
-// regen set, that assistant message (already reset to streaming) is
-// rewritten instead of a new one being created. Failures before the
-// answer exists reach the chat as ai_error.
-func (s *Service) run(c *chat.Chat, userID string, members []string, replyTo int64, regen *chat.Message) {
+// run starts and runs a generation answering question. With regen set,
+// that assistant message (already reset to streaming) is rewritten instead
+// of a new one being created. Everything that can refuse the turn is
+// checked before an answer exists; a refusal reaches the chat as ai_error
+// naming the question (and a regenerated answer is stored as failed, so it
+// does not stay streaming).
+func (s *Service) run(c *chat.Chat, userID string, members []string, question *chat.Message, regen *chat.Message) {
+	replyTo := question.Seq
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
 	fail := func(err error) {
 		s.opt.Metrics.Finished.WithLabelValues(outcomeOf(err)).Inc()
 		code, msg, retry := describe(err)
 		d := errorData{ChatID: c.ID, ReplyTo: replyTo, Code: code, Message: msg, Retry: retry}
 		if regen != nil {
 			d.MessageID, d.Seq = regen.ID, regen.Seq
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
+			if _, serr := s.opt.Chats.SaveAnswer(sctx, regen, chat.Answer{Status: chat.StatusFailed, ErrorCode: code}); serr != nil {
+				s.log.Error("ai: end refused regeneration", "chat_id", c.ID, "err", serr)
+			}
+			scancel()
 		}
-		s.opt.Bus.Send(members, EventError, d)
+		s.opt.Bus.SendChat(c.ID, members, EventError, d)
 	}
 	client, model, err := s.route(c.Settings.Model)
 	if err != nil {
 		fail(err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	defer cancel()
+	t := &turn{chatID: c.ID, userID: userID, members: members, question: question, replyTo: replyTo,
+		settings: c.Settings, client: client, model: model}
+	if err := s.moderateQuestion(ctx, t); err != nil {
+		fail(err)
+		return
+	}
 	if err := s.admit(ctx, userID); err != nil {
 		fail(err)
 		return
 	}
 	defer s.release(userID)
+	// Claimed before the answer exists, with its cancel set, so a stop that
+	// arrives at any moment from here on finds it.
+	gctx, gcancel := context.WithCancelCause(s.ctx)
+	defer gcancel(nil)
+	t.cancel = gcancel
+	if !s.claim(t) {
+		fail(apperr.New(apperr.CodeAIBusy, "The assistant is already answering in this chat."))
+		return
+	}
+	defer s.unclaim(t)
 	msg := regen
 	if msg == nil {
 		sent, err := s.opt.Chats.StartAnswer(ctx, userID, c.ID, model, client.Provider().Name)
@@ -162,18 +187,27 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, replyTo int
 		}
 		msg = sent.Message
 	}
-	t := &turn{chatID: c.ID, userID: userID, members: members, msg: msg, replyTo: replyTo,
-		settings: c.Settings, client: client, model: model}
-	if !s.claim(t) {
-		fail(apperr.New(apperr.CodeAIBusy, "The assistant is already answering in this chat."))
-		return
-	}
-	defer s.unclaim(t)
+	t.mu.Lock()
+	t.msg = msg
+	t.mu.Unlock()
 	s.opt.Metrics.Started.Inc()
 	s.opt.Metrics.Active.Inc()
 	defer s.opt.Metrics.Active.Dec()
-	s.opt.Bus.Send(members, EventStart, startData{ChatID: c.ID, MessageID: msg.ID, Seq: msg.Seq, Model: model, ReplyTo: replyTo})
-	s.generate(t, c)
+	s.opt.Bus.SendChat(c.ID, members, EventStart, startData{ChatID: c.ID, MessageID: msg.ID, Seq: msg.Seq, Model: model, ReplyTo: replyTo})
+	s.generate(gctx, t, c)
+}
+
+// moderateQuestion refuses a question that matches a blocked pattern or
+// that the provider's moderation flags, before anything is stored.
+func (s *Service) moderateQuestion(ctx context.Context, t *turn) error {
+	if blocked, what := s.opt.Moderator.Check(t.question.Content); blocked {
+		s.log.Info("ai: message refused by moderation", "chat_id", t.chatID, "matched", what)
+		return apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
+	}
+	if s.flaggedByProvider(ctx, t, t.question.Content) {
+		return apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
+	}
+	return nil
 }
 
 // admit applies the per-user caps before anything is spent.
@@ -231,24 +265,19 @@ func (s *Service) unclaim(t *turn) {
 
 // generate builds the prompt, streams the answer while relaying it, and
 // stores how it ended.
-func (s *Service) generate(t *turn, c *chat.Chat) {
+func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) {
 	start := s.opt.Now()
-	ctx, cancel := context.WithCancelCause(s.ctx)
-	t.mu.Lock()
-	t.cancel = cancel
-	t.mu.Unlock()
-	defer cancel(nil)
-
 	req, err := s.request(ctx, t, c)
 	var res *llm.Result
 	if err == nil {
+		rctx, stopRelay := context.WithCancel(ctx)
 		relayDone := make(chan struct{})
 		go func() {
 			defer close(relayDone)
-			s.relay(ctx, t)
+			s.relay(rctx, t)
 		}()
 		res, err = t.client.Stream(ctx, req, t.add)
-		cancel(nil) // stops the relay
+		stopRelay()
 		<-relayDone
 		s.flush(t)
 	}
@@ -260,31 +289,13 @@ func (s *Service) generate(t *turn, c *chat.Chat) {
 
 // request builds the upstream request from the chat's settings and history.
 func (s *Service) request(ctx context.Context, t *turn, c *chat.Chat) (llm.Request, error) {
-	hist, err := s.opt.Chats.Recent(ctx, c.ID, t.msg.Seq, c.Settings.Depth+1)
+	// The history is what came before the question, whatever was sent
+	// between the question and this answer.
+	hist, err := s.opt.Chats.Recent(ctx, c.ID, t.question.Seq, c.Settings.Depth)
 	if err != nil {
 		return llm.Request{}, err
 	}
-	var newMsg *chat.Message
-	for i := len(hist) - 1; i >= 0; i-- {
-		if hist[i].Seq == t.replyTo {
-			newMsg = hist[i]
-			hist = hist[:i]
-			break
-		}
-	}
-	if newMsg == nil {
-		return llm.Request{}, apperr.New(apperr.CodeMessageNotFound, "The message to answer is gone.")
-	}
-	if len(hist) > c.Settings.Depth {
-		hist = hist[len(hist)-c.Settings.Depth:]
-	}
-	if blocked, what := s.opt.Moderator.Check(newMsg.Content); blocked {
-		s.log.Info("ai: message refused by moderation", "chat_id", c.ID, "matched", what)
-		return llm.Request{}, apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
-	}
-	if s.flaggedByProvider(ctx, t, newMsg.Content) {
-		return llm.Request{}, apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
-	}
+	newMsg := t.question
 	names := map[string]string{}
 	in := prompt.Input{SystemRules: s.opt.SystemPrompt, ChatContext: c.Settings.Context, Group: c.Kind == chat.KindGroup,
 		Budget: prompt.PromptBudget(t.model, c.Settings.MaxTokens)}
@@ -366,7 +377,7 @@ func (s *Service) flush(t *turn) {
 	d := deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Offset: t.sentLen, Delta: t.pending.String()}
 	t.sentLen += t.pending.Len()
 	t.pending.Reset()
-	s.opt.Bus.Send(t.members, EventDelta, d)
+	s.opt.Bus.SendChat(t.chatID, t.members, EventDelta, d)
 	s.opt.Metrics.Deltas.Inc()
 }
 
@@ -414,13 +425,13 @@ func (s *Service) snapshotLocal(userID, chatID string) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !contains(t.members, userID) {
-		return true
+	if t.msg == nil || !contains(t.members, userID) {
+		return true // starting: the client gets ai_start and every delta
 	}
 	text := t.text.String()[:t.sentLen]
-	s.opt.Bus.Send([]string{userID}, EventStart, startData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq,
+	s.opt.Bus.SendChat(t.chatID, []string{userID}, EventStart, startData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq,
 		Model: t.model, ReplyTo: t.replyTo})
-	s.opt.Bus.Send([]string{userID}, EventDelta, deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Delta: text})
+	s.opt.Bus.SendChat(t.chatID, []string{userID}, EventDelta, deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Delta: text})
 	return true
 }
 
@@ -452,7 +463,7 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 		a.Status = chat.StatusComplete
 		if ok, why := prompt.CheckAnswer(text); !ok {
 			s.log.Warn("ai: answer not shown", "chat_id", t.chatID, "reason", why, "model", t.model)
-			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIFiltered, why
+			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIFiltered, "filtered"
 		} else if blocked, what := s.opt.Moderator.Check(text); blocked {
 			s.log.Info("ai: answer refused by moderation", "chat_id", t.chatID, "matched", what)
 			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIModerated, "moderated"
@@ -476,7 +487,7 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 	s.observe(t, res, err, took)
 	if a.Status == chat.StatusFailed {
 		code, msg, retry := describe(err)
-		s.opt.Bus.Send(t.members, EventError, errorData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq,
+		s.opt.Bus.SendChat(t.chatID, t.members, EventError, errorData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq,
 			ReplyTo: t.replyTo, Code: code, Message: msg, Content: text, Retry: retry})
 		return
 	}
@@ -485,7 +496,7 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 	if res != nil && res.Usage != nil {
 		d.Usage = &usage{PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens}
 	}
-	s.opt.Bus.Send(t.members, EventDone, d)
+	s.opt.Bus.SendChat(t.chatID, t.members, EventDone, d)
 }
 
 // Stop stops the chat's generation, on whichever instance runs it. Any
@@ -554,16 +565,25 @@ func (s *Service) Regenerate(ctx context.Context, userID, chatID string, seq int
 	if err != nil {
 		return nil, err
 	}
-	var replyTo int64
+	var question *chat.Message
 	for i := len(prev) - 1; i >= 0; i-- {
 		if prev[i].AuthorKind == chat.AuthorUser {
-			replyTo = prev[i].Seq
+			question = prev[i]
 			break
 		}
 	}
-	if replyTo == 0 {
+	if question == nil {
 		return nil, apperr.Invalid("seq", "There is no message for this answer to reply to.")
 	}
+	// Refuse now what run would refuse, so the caller gets the error and
+	// the current answer stays as it is.
+	if err := s.moderateQuestion(ctx, &turn{chatID: chatID, client: client, question: question}); err != nil {
+		return nil, err
+	}
+	if err := s.admit(ctx, userID); err != nil {
+		return nil, err
+	}
+	s.release(userID)
 	sent, err := s.opt.Chats.Regenerate(ctx, userID, chatID, seq, model, client.Provider().Name)
 	if err != nil {
 		return nil, err
@@ -571,7 +591,7 @@ func (s *Service) Regenerate(ctx context.Context, userID, chatID string, seq int
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.run(c, userID, sent.Members, replyTo, sent.Message)
+		s.run(c, userID, sent.Members, question, sent.Message)
 	}()
 	return sent.Message, nil
 }

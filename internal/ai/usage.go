@@ -65,7 +65,10 @@ func (s *Service) tokensToday(ctx context.Context, userID string) (int64, error)
 func (s *Service) UsageOf(ctx context.Context, userID string, days int) ([]Usage, error) {
 	var rows []usageRow
 	since := day(s.opt.Now().AddDate(0, 0, -days+1))
-	if err := s.opt.DB.WithContext(ctx).Where("user_id = ? AND day >= ?", userID, since).
+	// CAST: PostgreSQL's day is a date, which would scan as a timestamp.
+	if err := s.opt.DB.WithContext(ctx).Model(&usageRow{}).
+		Select("user_id, CAST(day AS TEXT) AS day, model, provider, requests, prompt_tokens, completion_tokens").
+		Where("user_id = ? AND day >= ?", userID, since).
 		Order("day DESC, model").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
 	}
