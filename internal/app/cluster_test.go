@@ -390,7 +390,7 @@ func TestClusterUnreadReadYourWrites(t *testing.T) {
 		}
 		for range 100 {
 			s1.App.Hub.ChatChanged("other", []string{carol.User.ID}, nil)
-			s1.App.Hub.UnreadChanged(chat.UnreadChange{UserID: carol.User.ID, ChatID: "other", Ver: 1})
+			s1.App.Hub.UnreadChanged(chat.UnreadChange{UserID: carol.User.ID, ChatID: "other", LastSeq: 1})
 		}
 		readREST(t, s1, alice.AccessToken, chatID)
 		if u := getUnread(t, s2, alice.AccessToken); u.Total != 0 {

@@ -34,7 +34,8 @@ func (s *Service) StartAnswer(ctx context.Context, requestedBy, chatID, model, p
 	req, mdl, prov := requestedBy, model, provider
 	row := messageRow{ID: newID(), ChatID: chatID, AuthorKind: AuthorAssistant, Status: StatusStreaming,
 		CreatedAt: s.opt.Now(), RequestedBy: &req, Model: &mdl, Provider: &prov}
-	unread, err := s.insert(ctx, &row, "", requestedBy)
+	// The requester watches the answer arrive: it is not unread for them.
+	unread, err := s.insert(ctx, &row, "", requestedBy, members)
 	if err != nil {
 		if store.IsUniqueViolation(err) {
 			return nil, errBusy()
@@ -45,8 +46,7 @@ func (s *Service) StartAnswer(ctx context.Context, requestedBy, chatID, model, p
 	if err != nil {
 		return nil, err
 	}
-	s.unread.apply(unread...)
-	s.events.MessageCreated(m, members, unread)
+	s.created(m, members, unread)
 	return &Sent{Message: m, Members: members}, nil
 }
 

@@ -16,15 +16,16 @@ type Events interface {
 	ChatChanged(chatID string, members, removed []string)
 }
 
-// UnreadChange is one user's unread count for one chat, as of Ver. Ver
-// orders changes that may arrive out of order from several instances: a new
-// message at seq n has Ver 2n, a read (or a load) when the chat's last seq
-// was n has Ver 2n+1, so a read after message n wins over it.
+// UnreadChange is what changed one user's unread count for one chat. A
+// count is the chat's last seq minus the user's read mark, and both only
+// grow, so changes merge by taking the larger of each, in any order, from
+// any instance. Zero means "not changed". Gone: the user left the chat.
 type UnreadChange struct {
-	UserID string `json:"u"`
-	ChatID string `json:"c"`
-	Count  int    `json:"n"`
-	Ver    int64  `json:"v"`
+	UserID   string `json:"u"`
+	ChatID   string `json:"c"`
+	LastSeq  int64  `json:"s,omitempty"`
+	LastRead int64  `json:"r,omitempty"`
+	Gone     bool   `json:"g,omitempty"`
 }
 
 // SetEvents sets who hears about changes, in order; call it before

@@ -48,7 +48,7 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if clientID != "" {
 		row.ClientID = &cid
 	}
-	unread, err := s.insert(ctx, &row, content, userID)
+	unread, err := s.insert(ctx, &row, content, userID, members)
 	if err != nil {
 		if clientID != "" && store.IsUniqueViolation(err) {
 			// A concurrent retry with the same client_id won the race.
@@ -66,47 +66,42 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if err != nil {
 		return nil, err
 	}
-	s.unread.apply(unread...)
-	s.events.MessageCreated(m, members, unread)
+	s.created(m, members, unread)
 	return &Sent{Message: m, Members: members}, nil
 }
 
-// insert seals content into row and stores it with the chat's next seq.
-// The UPDATE ... RETURNING takes the chat row's lock on PostgreSQL (SQLite's
-// BEGIN IMMEDIATE serializes writers anyway), so concurrent senders get
-// consecutive numbers with no gaps. On PostgreSQL the three writes are one
-// statement, so a send costs one round trip and a failure leaves nothing.
-func (s *Service) insert(ctx context.Context, row *messageRow, content, skipUnread string) ([]UnreadChange, error) {
+// insert seals content into row and stores it with the chat's next seq,
+// and moves reader's read mark (the author's: writing means having read)
+// to it. Nobody else's row is written: a member's unread count is the
+// chat's last seq minus their mark, so a message in a chat of a hundred
+// costs the same as in a chat of two. The UPDATE ... RETURNING takes the
+// chat row's lock on PostgreSQL (SQLite's BEGIN IMMEDIATE serializes
+// writers anyway), so concurrent senders get consecutive numbers with no
+// gaps. It returns the members' unread changes.
+func (s *Service) insert(ctx context.Context, row *messageRow, content, reader string, members []string) ([]UnreadChange, error) {
 	row.ContentCt, row.KeyID = s.sealer.Seal([]byte(content), "message", row.ID, row.ChatID)
-	var counts []unreadRow
 	var err error
 	if s.db.Dialect == store.Postgres {
-		counts, err = s.insertPostgres(ctx, row, skipUnread)
+		err = s.insertPostgres(ctx, row, reader)
 	} else {
-		counts, err = s.insertSQLite(ctx, row, skipUnread)
+		err = s.insertSQLite(ctx, row, reader)
 	}
 	if err != nil {
 		return nil, err
 	}
-	changes := make([]UnreadChange, 0, len(counts))
-	for _, c := range counts {
-		if c.UserID != "" {
-			changes = append(changes, UnreadChange{UserID: c.UserID, ChatID: row.ChatID, Count: c.UnreadCount, Ver: 2 * row.Seq})
+	changes := make([]UnreadChange, 0, len(members))
+	for _, m := range members {
+		c := UnreadChange{UserID: m, ChatID: row.ChatID, LastSeq: row.Seq}
+		if m == reader {
+			c.LastRead = row.Seq
 		}
+		changes = append(changes, c)
 	}
 	return changes, nil
 }
 
-// unreadRow is a member's new unread count, as the insert returns it.
-type unreadRow struct {
-	Seq         int64
-	UserID      string
-	UnreadCount int
-}
-
-func (s *Service) insertSQLite(ctx context.Context, row *messageRow, skipUnread string) ([]unreadRow, error) {
-	var counts []unreadRow
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader string) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var seq []int64
 		err := tx.Raw("UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ? RETURNING last_seq",
 			row.CreatedAt, row.CreatedAt, row.ChatID).Scan(&seq).Error
@@ -120,30 +115,29 @@ func (s *Service) insertSQLite(ctx context.Context, row *messageRow, skipUnread 
 		if err := tx.Create(row).Error; err != nil {
 			return err
 		}
-		return tx.Raw("UPDATE chat_members SET unread_count = unread_count + 1 WHERE chat_id = ? AND user_id <> ? RETURNING user_id, unread_count",
-			row.ChatID, skipUnread).Scan(&counts).Error
+		if reader == "" {
+			return nil
+		}
+		return tx.Exec("UPDATE chat_members SET last_read_seq = ? WHERE chat_id = ? AND user_id = ?",
+			row.Seq, row.ChatID, reader).Error
 	})
-	return counts, err
 }
 
 // insertPostgres sends two statements in one round trip (a pgx batch runs
 // in one implicit transaction). The first bumps the chat's seq and so
-// takes its row lock, which orders concurrent senders and member changes;
-// the second inserts the message and bumps unread counts. It must be a
-// second statement: under READ COMMITTED each statement sees the database
-// as of its own start, so only a statement that starts after the lock is
-// held sees a member added just before. A failure rolls both back.
-func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnread string) ([]unreadRow, error) {
+// takes its row lock, which orders concurrent senders; the second inserts
+// the message and moves the reader's mark. A failure rolls both back.
+func (s *Service) insertPostgres(ctx context.Context, row *messageRow, reader string) error {
 	sqlDB, err := s.db.DB.DB()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	conn, err := sqlDB.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
-	var counts []unreadRow
+	var seq []int64
 	err = conn.Raw(func(dc any) error {
 		pc, ok := dc.(interface{ Conn() *pgx.Conn })
 		if !ok {
@@ -158,13 +152,12 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnrea
 				SELECT $1, c.id, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13 FROM chats c WHERE c.id = $2
 				RETURNING seq
 			), u AS (
-				UPDATE chat_members SET unread_count = unread_count + 1
-				WHERE chat_id = $2 AND user_id <> $10 AND EXISTS (SELECT 1 FROM m)
-				RETURNING user_id, unread_count
+				UPDATE chat_members SET last_read_seq = (SELECT seq FROM m)
+				WHERE chat_id = $2 AND user_id::text = $10 AND EXISTS (SELECT 1 FROM m)
 			)
-			SELECT m.seq, COALESCE(u.user_id::text, ''), COALESCE(u.unread_count, 0) FROM m LEFT JOIN u ON true`,
+			SELECT seq FROM m`,
 			row.ID, row.ChatID, row.AuthorID, row.AuthorKind, row.ClientID, row.ContentCt, row.KeyID, row.Status,
-			row.CreatedAt, skipUnread, row.RequestedBy, row.Model, row.Provider)
+			row.CreatedAt, reader, row.RequestedBy, row.Model, row.Provider)
 		br := pc.Conn().SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -176,11 +169,11 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnrea
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var r unreadRow
-			if err := rows.Scan(&r.Seq, &r.UserID, &r.UnreadCount); err != nil {
+			var n int64
+			if err := rows.Scan(&n); err != nil {
 				return err
 			}
-			counts = append(counts, r)
+			seq = append(seq, n)
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -188,13 +181,13 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, skipUnrea
 		return br.Close()
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if len(counts) == 0 {
-		return nil, notFound()
+	if len(seq) == 0 {
+		return notFound()
 	}
-	row.Seq = counts[0].Seq
-	return counts, nil
+	row.Seq = seq[0]
+	return nil
 }
 
 func (s *Service) byClientID(ctx context.Context, chatID, userID, clientID, content string) (*Message, error) {

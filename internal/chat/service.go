@@ -149,7 +149,7 @@ func (s *Service) load(ctx context.Context, userID string, ids []string) ([]*Cha
 		Row         chatRow `gorm:"embedded"` // exported: GORM skips unexported fields
 		UnreadCount int
 	}
-	q := db.Table("chats").Select("chats.*, m.unread_count").
+	q := db.Table("chats").Select("chats.*, chats.last_seq - m.last_read_seq AS unread_count").
 		Joins("JOIN chat_members m ON m.chat_id = chats.id AND m.user_id = ?", userID)
 	if ids != nil {
 		if !validIDs(ids) {

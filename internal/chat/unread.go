@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-
-	"github.com/aichat/aichat/internal/apperr"
-	"gorm.io/gorm"
 )
 
 // Unread is a user's unread counts: per chat and the total for the badge.
@@ -17,7 +14,9 @@ type Unread struct {
 
 // MarkRead marks the chat read for userID up to seq (0: everything) and
 // returns the user's unread counts afterwards. Reading never moves the mark
-// backwards.
+// backwards. The count is the chat's last seq minus the mark, so nothing
+// else is written and no lock on the chat is needed: a message arriving
+// meanwhile raises last_seq and so still counts.
 func (s *Service) MarkRead(ctx context.Context, userID, chatID string, seq int64) (*Unread, error) {
 	if _, err := s.Members(ctx, userID, chatID); err != nil {
 		return nil, err
@@ -25,45 +24,24 @@ func (s *Service) MarkRead(ctx context.Context, userID, chatID string, seq int64
 	if seq < 0 {
 		return nil, errInvalidSeq
 	}
-	var change *UnreadChange
-	// Locking the chat row first (a no-op UPDATE) orders this against
-	// concurrent sends: the count below sees every message up to last_seq
-	// and none that a sender is still adding.
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var last []int64
-		if err := tx.Raw("UPDATE chats SET last_seq = last_seq WHERE id = ? RETURNING last_seq", chatID).Scan(&last).Error; err != nil {
-			return err
-		}
-		if len(last) == 0 {
-			return notFound()
-		}
-		if seq == 0 || seq > last[0] {
-			seq = last[0]
-		}
-		// Count what is left after seq, not written by the reader.
-		var counts []int
-		err := tx.Raw(`UPDATE chat_members SET last_read_seq = ?, unread_count = (
-				SELECT count(*) FROM messages WHERE messages.chat_id = ? AND messages.seq > ?
-				AND (messages.author_id IS NULL OR messages.author_id <> ?))
-			WHERE chat_id = ? AND user_id = ? AND last_read_seq <= ? RETURNING unread_count`,
-			seq, chatID, seq, userID, chatID, userID, seq).Scan(&counts).Error
-		if err != nil {
-			return err
-		}
-		if len(counts) > 0 {
-			change = &UnreadChange{UserID: userID, ChatID: chatID, Count: counts[0], Ver: 2*last[0] + 1}
-		}
-		return nil
-	})
-	if err != nil {
-		if _, ok := apperr.As(err); ok {
-			return nil, err
-		}
+	db := s.db.WithContext(ctx)
+	var last []int64
+	if err := db.Model(&chatRow{}).Where("id = ?", chatID).Pluck("last_seq", &last).Error; err != nil {
 		return nil, fmt.Errorf("mark read: %w", err)
 	}
-	if change != nil {
-		s.unread.apply(*change)
-		s.events.UnreadChanged(*change)
+	if len(last) == 0 {
+		return nil, notFound()
+	}
+	if seq == 0 || seq > last[0] {
+		seq = last[0]
+	}
+	res := db.Model(&memberRow{}).Where("chat_id = ? AND user_id = ? AND last_read_seq < ?", chatID, userID, seq).
+		Update("last_read_seq", seq)
+	if res.Error != nil {
+		return nil, fmt.Errorf("mark read: %w", res.Error)
+	}
+	if res.RowsAffected > 0 {
+		s.changed(UnreadChange{UserID: userID, ChatID: chatID, LastSeq: last[0], LastRead: seq})
 	}
 	return s.Unread(ctx, userID)
 }
@@ -87,22 +65,20 @@ func (s *Service) UnreadFresh(ctx context.Context, userID string) (*Unread, erro
 
 func (s *Service) loadUnread(ctx context.Context, userID string) (*Unread, error) {
 	gen := s.unread.generation(userID)
-	// One statement reads each count with its chat's last seq, so the
-	// versions match the counts (see UnreadChange).
 	var rows []struct {
 		ChatID      string
-		UnreadCount int
 		LastSeq     int64
+		LastReadSeq int64
 	}
 	if err := s.db.WithContext(ctx).Table("chat_members").
-		Select("chat_members.chat_id, chat_members.unread_count, chats.last_seq").
+		Select("chat_members.chat_id, chats.last_seq, chat_members.last_read_seq").
 		Joins("JOIN chats ON chats.id = chat_members.chat_id").
 		Where("chat_members.user_id = ?", userID).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
 	}
 	e := &userUnread{chats: make(map[string]chatUnread, len(rows))}
 	for _, r := range rows {
-		e.chats[r.ChatID] = chatUnread{count: r.UnreadCount, ver: 2*r.LastSeq + 1}
+		e.chats[r.ChatID] = chatUnread{lastSeq: r.LastSeq, lastRead: r.LastReadSeq}
 	}
 	// Snapshot before put: once cached, e belongs to the cache's lock.
 	out := e.snapshot()
@@ -110,9 +86,10 @@ func (s *Service) loadUnread(ctx context.Context, userID string) (*Unread, error
 	return out, nil
 }
 
-// ApplyUnread records unread changes made elsewhere (another instance),
-// so cached counts stay right without a reload.
-func (s *Service) ApplyUnread(changes ...UnreadChange) { s.unread.apply(changes...) }
+// ApplyUnread records unread changes (this instance's, through the hub, or
+// another's) and returns those that changed a user's count, or concern a
+// user not cached (whose count is unknown): the ones worth telling.
+func (s *Service) ApplyUnread(changes ...UnreadChange) []UnreadChange { return s.unread.apply(changes...) }
 
 // InvalidateUnread drops cached counts, e.g. when another instance changed
 // a user's chats, or when changes from other instances may have been lost.
@@ -122,12 +99,13 @@ func (s *Service) InvalidateUnread(userIDs ...string) { s.unread.invalidate(user
 func (s *Service) InvalidateAllUnread() { s.unread.reset() }
 
 // unreadCache keeps users' unread counts in memory. The database is the
-// truth; the cache follows it two ways. Counts changed by a send or a read
-// are applied in place, ordered by their version, so a busy chat does not
-// cost a reload per message per member. Membership changes invalidate, and
-// the next read reloads; a load that started before an invalidation must
-// not store its stale result, so each user has a generation that
-// invalidation bumps and put checks.
+// truth; the cache follows it two ways. Sends and reads are applied in
+// place (each count is two numbers that only grow, so applying takes the
+// larger of each and order does not matter), so a busy chat does not cost
+// a reload per message per member. Membership changes invalidate, and the
+// next read reloads; a load that started before an invalidation must not
+// store its stale result, so each user has a generation that invalidation
+// bumps and put checks.
 type unreadCache struct {
 	mu          sync.Mutex
 	entries     map[string]*userUnread
@@ -140,16 +118,22 @@ type userUnread struct {
 }
 
 type chatUnread struct {
-	count int
-	ver   int64
+	lastSeq  int64
+	lastRead int64
+}
+
+func (c chatUnread) count() int { return int(max(c.lastSeq-c.lastRead, 0)) }
+
+func (c chatUnread) merge(o chatUnread) chatUnread {
+	return chatUnread{lastSeq: max(c.lastSeq, o.lastSeq), lastRead: max(c.lastRead, o.lastRead)}
 }
 
 func (e *userUnread) snapshot() *Unread {
 	u := &Unread{Chats: map[string]int{}}
 	for id, c := range e.chats {
-		if c.count > 0 {
-			u.Chats[id] = c.count
-			u.Total += c.count
+		if n := c.count(); n > 0 {
+			u.Chats[id] = n
+			u.Total += n
 		}
 	}
 	return u
@@ -188,8 +172,8 @@ func (c *unreadCache) put(user string, gen uint64, e *userUnread) {
 		// A change applied while e was read from the database is newer
 		// than what e holds for that chat: keep it.
 		for id, cur := range old.chats {
-			if n, ok := e.chats[id]; ok && cur.ver > n.ver {
-				e.chats[id] = cur
+			if n, ok := e.chats[id]; ok {
+				e.chats[id] = n.merge(cur)
 			}
 		}
 	}
@@ -199,24 +183,36 @@ func (c *unreadCache) put(user string, gen uint64, e *userUnread) {
 	c.entries[user] = e
 }
 
-// apply sets counts of cached users where the change is not older than
-// what is cached. Users not cached are skipped: their next load is fresh.
-func (c *unreadCache) apply(changes ...UnreadChange) {
+// apply merges changes into cached users' counts. Users not cached are
+// skipped: their next load is fresh.
+func (c *unreadCache) apply(changes ...UnreadChange) []UnreadChange {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var changed []UnreadChange
 	for _, ch := range changes {
 		e, ok := c.entries[ch.UserID]
 		if !ok {
 			// A load in flight may have read the database before this
 			// change: make it discard its result.
 			c.generations[ch.UserID]++
+			changed = append(changed, ch)
 			continue
 		}
-		if cur, ok := e.chats[ch.ChatID]; ok && cur.ver > ch.Ver {
+		before, had := e.chats[ch.ChatID]
+		if ch.Gone {
+			delete(e.chats, ch.ChatID)
+			if had && before.count() > 0 {
+				changed = append(changed, ch)
+			}
 			continue
 		}
-		e.chats[ch.ChatID] = chatUnread{count: ch.Count, ver: ch.Ver}
+		after := before.merge(chatUnread{lastSeq: ch.LastSeq, lastRead: ch.LastRead})
+		e.chats[ch.ChatID] = after
+		if after.count() != before.count() {
+			changed = append(changed, ch)
+		}
 	}
+	return changed
 }
 
 func (c *unreadCache) invalidate(users ...string) {
@@ -243,4 +239,22 @@ func (c *unreadCache) resetLocked() {
 	c.entries = map[string]*userUnread{}
 	c.generations = map[string]uint64{}
 	c.epoch++
+}
+
+// changed tells listeners of a read. The hub applies changes to the cache
+// as it hears them (here and on every other instance), so the cache is
+// only updated directly when nobody listens.
+func (s *Service) changed(c UnreadChange) {
+	if _, none := s.events.(noEvents); none {
+		s.unread.apply(c)
+	}
+	s.events.UnreadChanged(c)
+}
+
+// created tells listeners of a new message, like changed.
+func (s *Service) created(m *Message, members []string, unread []UnreadChange) {
+	if _, none := s.events.(noEvents); none {
+		s.unread.apply(unread...)
+	}
+	s.events.MessageCreated(m, members, unread)
 }

@@ -183,7 +183,8 @@ func TestChatsList(t *testing.T) {
 				pair.ID:  {"pair", []string{"alice@example.com", "bob@example.com"}, 0, &m1},
 			},
 			"bob": {
-				trio.ID: {"trio", []string{"alice@example.com", "bob@example.com", "carol@example.com"}, 1, &m3},
+				// bob answered carol: writing in a chat marks it read.
+				trio.ID: {"trio", []string{"alice@example.com", "bob@example.com", "carol@example.com"}, 0, &m3},
 				pair.ID: {"pair", []string{"alice@example.com", "bob@example.com"}, 1, &m1},
 				bobs.ID: {"bob and carol", []string{"bob@example.com", "carol@example.com"}, 0, nil},
 			},

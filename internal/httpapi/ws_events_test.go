@@ -525,8 +525,10 @@ func TestWSEventsUnreadCount(t *testing.T) {
 			for _, u := range got {
 				last[u.ChatID] = u.Count
 			}
-			if len(got) != 4*perSender || last[x] != want[x] || last[y] != want[y] || got[len(got)-1].Total != want[x]+want[y] {
-				t.Fatalf("%s after concurrent sends: %d unread_count frames, last counts %v, last total %d; want %d frames, %v, total %d",
+			// At most one frame per message: a change that arrives after a
+			// newer one changes no count and is not sent.
+			if len(got) == 0 || len(got) > 4*perSender || last[x] != want[x] || last[y] != want[y] || got[len(got)-1].Total != want[x]+want[y] {
+				t.Fatalf("%s after concurrent sends: %d unread_count frames, last counts %v, last total %d; want up to %d frames, %v, total %d",
 					c.name, len(got), last, got[len(got)-1].Total, 4*perSender, want, want[x]+want[y])
 			}
 		}

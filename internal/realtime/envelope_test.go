@@ -16,9 +16,9 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		e    envelope
 	}{
 		{"frame with unread", envelope{Kind: kindFrame, Type: EventChatMessage, To: []string{"u1", "u2"}, ChatID: "c1", Seq: 7,
-			Unread: []chat.UnreadChange{{UserID: "u2", ChatID: "c1", Count: 3, Ver: 14}}, Frame: frame}},
-		{"unread only", envelope{Kind: kindUnread, Unread: []chat.UnreadChange{{UserID: "u1", ChatID: "c1", Count: 0, Ver: 15},
-			{UserID: "u1", ChatID: "c2", Count: 9, Ver: 2}}}},
+			Unread: []chat.UnreadChange{{UserID: "u2", ChatID: "c1", LastSeq: 7}}, Frame: frame}},
+		{"unread only", envelope{Kind: kindUnread, Unread: []chat.UnreadChange{{UserID: "u1", ChatID: "c1", LastSeq: 7, LastRead: 7},
+			{UserID: "u1", ChatID: "c2", Gone: true}}}},
 		{"invalidate", envelope{Kind: kindInvalidate, To: []string{"u1"}}},
 		{"kick", envelope{Kind: kindKick, To: []string{"u1"}, AuthSession: "as1", Code: CloseTokenExpired, Reason: "bye\nnow"}},
 		{"frame with newlines in it", envelope{Kind: kindFrame, Type: "x", To: []string{"u"}, Frame: []byte("a\nb\n\nc")}},

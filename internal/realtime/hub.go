@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/maphash"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -474,12 +473,11 @@ func (h *Hub) recover(sessions []*Session) {
 func (h *Hub) apply(e *envelope) {
 	switch e.Kind {
 	case kindFrame:
-		h.chats.ApplyUnread(e.Unread...)
+		changed := h.chats.ApplyUnread(e.Unread...)
 		h.local(e.To, item{typ: e.Type, frame: e.Frame, chatID: e.ChatID, seq: e.Seq})
-		h.pushUnread(e.Unread)
+		h.pushUnread(changed)
 	case kindUnread:
-		h.chats.ApplyUnread(e.Unread...)
-		h.pushUnread(e.Unread)
+		h.pushUnread(h.chats.ApplyUnread(e.Unread...))
 	case kindInvalidate:
 		h.chats.InvalidateUnread(e.To...)
 	case kindControl:
@@ -571,11 +569,10 @@ func (h *Hub) ChatChanged(chatID string, members, removed []string) {
 	}
 	if len(removed) > 0 {
 		h.publish(&envelope{Kind: kindFrame, Type: EventChatRemoved, To: removed, Frame: encode(EventChatRemoved, "", chatRefData{ChatID: chatID})})
-		// Their total drops by what was unread there; no later change of
-		// that chat can reach them, so this version is final.
+		// Their total drops by what was unread there.
 		zero := make([]chat.UnreadChange, len(removed))
 		for i, u := range removed {
-			zero[i] = chat.UnreadChange{UserID: u, ChatID: chatID, Ver: math.MaxInt64}
+			zero[i] = chat.UnreadChange{UserID: u, ChatID: chatID, Gone: true}
 		}
 		h.publish(&envelope{Kind: kindUnread, Unread: zero})
 	}
