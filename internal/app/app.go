@@ -135,7 +135,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 
 	var broker realtime.Broker = realtime.NewLocal()
 	if cfg.RedisURL != "" {
-		rb, err := redisbroker.New(ctx, cfg.RedisURL, redisbroker.Options{Prefix: opt.BrokerPrefix, Log: log})
+		prefix := cfg.RedisPrefix
+		if opt.BrokerPrefix != "" {
+			prefix = opt.BrokerPrefix
+		}
+		rb, err := redisbroker.New(ctx, cfg.RedisURL, redisbroker.Options{Prefix: prefix, Log: log})
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("connect to Redis (AICHAT_REDIS_URL): %w", err)

@@ -89,7 +89,9 @@ func (s *Service) loadUnread(ctx context.Context, userID string) (*Unread, error
 // ApplyUnread records unread changes (this instance's, through the hub, or
 // another's) and returns those that changed a user's count, or concern a
 // user not cached (whose count is unknown): the ones worth telling.
-func (s *Service) ApplyUnread(changes ...UnreadChange) []UnreadChange { return s.unread.apply(changes...) }
+func (s *Service) ApplyUnread(changes ...UnreadChange) []UnreadChange {
+	return s.unread.apply(changes...)
+}
 
 // InvalidateUnread drops cached counts, e.g. when another instance changed
 // a user's chats, or when changes from other instances may have been lost.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,6 +20,8 @@ type Config struct {
 	DataDir         string        // where the SQLite file and generated secrets live
 	DatabaseURL     string        // empty: SQLite file in DataDir; postgres://... for PostgreSQL
 	RedisURL        string        // empty: in-process event broker
+	RedisPrefix     string        // namespaces Redis keys and channels (pub/sub ignores the /db number)
+	PprofAddr       string        // empty: no profiler; else a loopback address for net/http/pprof
 	LogFormat       string        // text or json
 	LogLevel        string        // debug, info, warn, error
 	ShutdownTimeout time.Duration // grace period for in-flight requests on SIGTERM
@@ -147,6 +150,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.DataDir, "AICHAT_DATA_DIR")
 	str(&c.DatabaseURL, "AICHAT_DATABASE_URL")
 	str(&c.RedisURL, "AICHAT_REDIS_URL")
+	str(&c.RedisPrefix, "AICHAT_REDIS_PREFIX")
+	str(&c.PprofAddr, "AICHAT_PPROF_ADDR")
 	str(&c.LogFormat, "AICHAT_LOG_FORMAT")
 	str(&c.LogLevel, "AICHAT_LOG_LEVEL")
 	dur(&c.ShutdownTimeout, "AICHAT_SHUTDOWN_TIMEOUT")
@@ -282,6 +287,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
 		errs = append(errs, "AICHAT_DATABASE_URL: want postgres://... or sqlite:<path>")
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			errs = append(errs, fmt.Sprintf("AICHAT_PPROF_ADDR=%q: want a loopback address like 127.0.0.1:6060 (profiles reveal internals)", c.PprofAddr))
+		}
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		errs = append(errs, "AICHAT_ADMIN_EMAIL and AICHAT_ADMIN_PASSWORD must be set together")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aichat/aichat/internal/apperr"
@@ -58,6 +59,9 @@ type Hub struct {
 
 	ai       AI
 	controls controls
+	outbox   chan []byte // envelopes for the other instances, in order
+	// dropLogged is when a full outbox was last logged (unix seconds).
+	dropLogged atomic.Int64
 }
 
 const shardCount = 32
@@ -112,7 +116,8 @@ func NewHub(opt Options) *Hub {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{opt: opt, log: opt.Log, metrics: opt.Metrics, chats: opt.Chats, broker: opt.Broker, seed: maphash.MakeSeed()}
+	h := &Hub{opt: opt, log: opt.Log, metrics: opt.Metrics, chats: opt.Chats, broker: opt.Broker, seed: maphash.MakeSeed(),
+		outbox: make(chan []byte, outboxSize)}
 	for i := range h.shards {
 		h.shards[i].users = map[string]*userSessions{}
 	}
@@ -144,10 +149,14 @@ func (h *Hub) Run(ctx context.Context) error {
 	stop := context.AfterFunc(h.ctx, cancel) // Shutdown ends Run too
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		h.pingLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		h.publishLoop(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -384,17 +393,57 @@ func (h *Hub) publish(e *envelope) {
 	if e.Kind != kindControl { // controls are for the other instances
 		h.apply(e)
 	}
-	start := time.Now()
-	b, err := e.marshal()
-	if err == nil {
-		ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
-		err = h.broker.Publish(ctx, b)
-		cancel()
+	if _, alone := h.broker.(*Local); alone {
+		return
 	}
-	h.metrics.PublishSeconds.Observe(time.Since(start).Seconds())
+	b, err := e.marshal()
 	if err != nil {
+		h.log.Error("encode envelope", "kind", e.Kind, "type", e.Type, "err", err)
+		return
+	}
+	select {
+	case h.outbox <- b:
+	default:
+		// The broker is far behind (or down and timing out): the other
+		// instances will resync when it recovers; this one must not stall.
 		h.metrics.PublishErrors.Inc()
-		h.log.Warn("broker publish failed", "kind", e.Kind, "type", e.Type, "err", err)
+		if now := time.Now().Unix(); h.dropLogged.Swap(now) < now-10 { // at most one line per 10 s
+			h.log.Error("broker outbox full: envelopes dropped", "kind", e.Kind, "type", e.Type)
+		}
+	}
+}
+
+// outboxSize bounds the envelopes waiting for the broker.
+const outboxSize = 8192
+
+// publishLoop sends queued envelopes to the broker in order, off the
+// sender's path: local sockets get an event at once, and a sender's ack
+// does not wait for Redis.
+func (h *Hub) publishLoop(ctx context.Context) {
+	var failing bool
+	for {
+		var b []byte
+		select {
+		case <-ctx.Done():
+			return
+		case b = <-h.outbox:
+		}
+		start := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := h.broker.Publish(pctx, b)
+		cancel()
+		h.metrics.PublishSeconds.Observe(time.Since(start).Seconds())
+		switch {
+		case err != nil:
+			h.metrics.PublishErrors.Inc()
+			if !failing {
+				h.log.Warn("broker publish failing", "err", err)
+			}
+			failing = true
+		case failing:
+			h.log.Info("broker publish works again")
+			failing = false
+		}
 	}
 }
 
