@@ -46,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aichat/aichat/internal/realtime"
@@ -96,6 +97,11 @@ type Broker struct {
 	health   time.Duration
 
 	frames sync.Pool // *[]byte
+
+	// live is true while the subscription is confirmed: before it, or
+	// during an outage, envelopes from other instances are missed, so the
+	// instance is not ready.
+	live atomic.Bool
 
 	closed    context.Context // done once Close was called
 	close     context.CancelFunc
@@ -157,9 +163,9 @@ func New(ctx context.Context, url string, opt Options) (*Broker, error) {
 		health:   opt.HealthCheck,
 	}
 	b.closed, b.close = context.WithCancel(context.Background())
-	if err := b.Ping(ctx); err != nil {
+	if err := b.client.Ping(ctx).Err(); err != nil {
 		b.Close()
-		return nil, err
+		return nil, fmt.Errorf("redisbroker: ping %s: %w", b.addr, err)
 	}
 	return b, nil
 }
@@ -188,6 +194,9 @@ func (b *Broker) Name() string { return "redis " + b.addr }
 func (b *Broker) Ping(ctx context.Context) error {
 	if err := b.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redisbroker: ping %s: %w", b.addr, err)
+	}
+	if !b.live.Load() {
+		return fmt.Errorf("redisbroker: %s answers but the events subscription is not confirmed yet", b.addr)
 	}
 	return nil
 }
@@ -242,6 +251,7 @@ func (b *Broker) Run(ctx context.Context, h realtime.Handler) error {
 		err := b.receive(ctx, ps, h, &st)
 		stop()
 		ps.Close()
+		b.live.Store(false)
 		if b.done(ctx) {
 			return nil
 		}
@@ -294,6 +304,7 @@ func (b *Broker) receive(ctx context.Context, ps *redis.PubSub, h realtime.Handl
 			// resubscribes, on the next receive). Wait before that so a
 			// Redis that is down is not hammered.
 			st.lost(b.log, err)
+			b.live.Store(false)
 			if !sleep(ctx, jitter(st.backoff)) {
 				return nil
 			}
@@ -316,6 +327,7 @@ func (b *Broker) receive(ctx context.Context, ps *redis.PubSub, h realtime.Handl
 				h.Resync()
 			}
 			st.subscribed = true
+			b.live.Store(true)
 			if !st.downSince.IsZero() {
 				b.log.Info("redis broker: subscription restored", "down", time.Since(st.downSince).Round(time.Millisecond))
 				st.downSince = time.Time{}

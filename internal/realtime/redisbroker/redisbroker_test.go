@@ -757,3 +757,23 @@ type signal struct{ ch chan struct{} }
 
 func (s *signal) Deliver([]byte) { s.ch <- struct{}{} }
 func (s *signal) Resync()        {}
+
+// TestPingNeedsTheSubscription: an instance whose subscription is not
+// confirmed misses other instances' envelopes, so /readyz (Ping) must say
+// not ready until Run has subscribed.
+func TestPingNeedsTheSubscription(t *testing.T) {
+	url, prefix := redistest.Shared(t)
+	b := newBroker(t, url, redisbroker.Options{Prefix: prefix})
+	ctx := context.Background()
+	if err := b.Ping(ctx); err == nil {
+		t.Fatal("Ping succeeded before Run subscribed")
+	}
+	run(t, b, &recorder{})
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Ping(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ping still fails after Run subscribed: %v", b.Ping(ctx))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
