@@ -14,6 +14,11 @@
 //	        first, then members alternating between them; the difference,
 //	        and same-instance against other-instance deliveries within the
 //	        second run, is the cost of the Redis hop.
+//	ai      assistant answers: users each in a personal chat ask questions
+//	        at a fixed rate (open loop); the tool's own fake model streams
+//	        the answers with every token stamped with its write time, and
+//	        the tool times send → upstream request, each token's relay to
+//	        the asker's socket, and the added time to first token.
 //	users   register accounts into --users-file and exit, so the server
 //	        can be restarted before a run (password hashing inflates its
 //	        memory for a while).
@@ -66,6 +71,19 @@ type options struct {
 	serverCmdLimit int
 	repeat         int
 
+	aiStreams     int
+	aiUsers       int
+	aiRate        float64 // 0: --streams / stream length
+	aiTokens      int
+	aiTokenRate   float64
+	aiTTFT        time.Duration
+	aiHistory     int
+	aiHistorySize int
+	aiDepth       int
+	aiModel       string
+	aiUpstream    string
+	aiWaitServer  time.Duration
+
 	logf func(format string, args ...any)
 }
 
@@ -89,6 +107,10 @@ Scenarios:
            --duration; send→deliver percentiles, deliveries/s, losses
   redis    fanout with every member on the first --url, then with members
            alternating over two --url servers (sharing Redis): the Redis hop
+  ai       --streams assistant answers at once, each in its own user's personal
+           chat (with --history earlier messages), streamed by the tool's own
+           fake model (--upstream) at --token-rate; send→upstream request,
+           per-token relay, added time to first token, tokens/s, server CPU
   users    register --conns/--conns-per-user (idle) or --members accounts
            into --users-file, then exit
 
@@ -101,6 +123,9 @@ Server settings that matter (environment of the server):
   AICHAT_ACCESS_TTL (15m)             tokens in --users-file are re-issued when
                                       they would expire during the run
   The server's own RLIMIT_NOFILE bounds its sockets (Go raises soft to hard).
+  ai: AICHAT_AI_PROVIDERS=fake=http://<--upstream>/v1, AICHAT_AI_COALESCE=0 (no
+      coalescing), AICHAT_AI_DAILY_TOKENS=0, AICHAT_AI_MAX_CONCURRENT
+      and AICHAT_WS_COMMANDS_PER_MINUTE high
 
 Flags:
 `
@@ -111,7 +136,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	var urls urlList
 	fs.Var(&urls, "url", "server base URL; repeat for several servers, clients are spread over them in turn (default http://127.0.0.1:8080)")
-	fs.StringVar(&o.scenario, "scenario", "", "idle, fanout, redis or users (or give it as the first argument)")
+	fs.StringVar(&o.scenario, "scenario", "", "idle, fanout, redis, ai or users (or give it as the first argument)")
 	fs.StringVar(&o.jsonOut, "json", "", "write the full report as JSON to this file")
 	fs.StringVar(&o.usersFile, "users-file", "", "reuse and save accounts here (JSON with passwords and tokens: test accounts only)")
 	fs.IntVar(&o.sourceIPs, "source-ips", 0, "bind client sockets to 127.0.0.2 .. 127.0.0.(N+1) in turn, for more than ~28k sockets to one listener (0: the kernel picks)")
@@ -126,7 +151,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 
 	fs.IntVar(&o.members, "members", 100, "fanout: chat members, one socket each")
 	fs.IntVar(&o.senders, "senders", 0, "fanout: members that send, spread over the members (0: all)")
-	fs.Float64Var(&o.rate, "rate", 1000, "fanout: messages per second, all senders together")
+	fs.Float64Var(&o.rate, "rate", 1000, "fanout: messages per second, all senders together; ai: questions per second (default: --streams / answer length)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "fanout: measured sending time")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "fanout: sending time before the measured window (not in the percentiles)")
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "fanout: how long to wait after the last send for acks and deliveries")
@@ -135,6 +160,18 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.restInflight, "rest-inflight", 256, "fanout --via rest: requests in flight per sender before messages are dropped")
 	fs.IntVar(&o.serverCmdLimit, "server-cmd-limit", 600, "fanout: the server's AICHAT_WS_COMMANDS_PER_MINUTE, to warn before the run trips it")
 	fs.IntVar(&o.repeat, "repeat", 1, "fanout, redis: run this many times and also print the median p50/p99")
+
+	fs.IntVar(&o.aiStreams, "streams", 200, "ai: answers streaming at once (sets the start rate: --streams / stream length, unless --rate is given)")
+	fs.IntVar(&o.aiUsers, "chats", 0, "ai: users, each with one personal chat and one socket (0: --streams + 25 %; a chat has one answer at a time)")
+	fs.IntVar(&o.aiTokens, "tokens", 250, "ai: tokens per answer")
+	fs.Float64Var(&o.aiTokenRate, "token-rate", 50, "ai: tokens per second of each answer")
+	fs.DurationVar(&o.aiTTFT, "ttft", 0, "ai: the fake model's time to first token")
+	fs.IntVar(&o.aiHistory, "history", 20, "ai: earlier messages stored in each chat before the run")
+	fs.IntVar(&o.aiHistorySize, "history-size", 200, "ai: bytes of each earlier message")
+	fs.IntVar(&o.aiDepth, "depth", 20, "ai: the chats' depth setting (past messages sent to the model)")
+	fs.StringVar(&o.aiModel, "model", "fake/gpt-4o-mini", "ai: the chats' model setting (provider/model routes to AICHAT_AI_PROVIDERS' provider of that name)")
+	fs.StringVar(&o.aiUpstream, "upstream", "127.0.0.1:18181", "ai: where the fake model listens")
+	fs.DurationVar(&o.aiWaitServer, "wait-server", time.Minute, "ai: wait this long for the server's /healthz (so it may be started after the tool)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
 		fs.PrintDefaults()
@@ -145,6 +182,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "rate" {
+			o.aiRate = o.rate
+		}
+	})
 	if o.scenario == "" && fs.NArg() > 0 {
 		o.scenario = fs.Arg(0)
 	}
@@ -152,9 +194,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if len(o.urls) == 0 {
 		o.urls = []string{"http://127.0.0.1:8080"}
 	}
-	if !slices.Contains([]string{"idle", "fanout", "redis", "users"}, o.scenario) {
+	if !slices.Contains([]string{"idle", "fanout", "redis", "ai", "users"}, o.scenario) {
 		fs.Usage()
-		return nil, fmt.Errorf("want a scenario: idle, fanout, redis or users (got %q)", o.scenario)
+		return nil, fmt.Errorf("want a scenario: idle, fanout, redis, ai or users (got %q)", o.scenario)
 	}
 	switch {
 	case o.conns < 1 || o.connsPerUser < 1 || o.connectConc < 1 || o.regConc < 1:
@@ -169,6 +211,10 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("redis: give two servers sharing Redis: --url A --url B")
 	case o.sourceIPs < 0 || o.sourceIPs > 250:
 		return nil, fmt.Errorf("--source-ips: 0 to 250")
+	case o.scenario == "ai" && (o.aiStreams < 1 || o.aiTokens < 1 || o.aiTokenRate <= 0 || o.aiTTFT < 0):
+		return nil, fmt.Errorf("ai: --streams, --tokens and --token-rate must be positive, --ttft not negative")
+	case o.scenario == "ai" && (o.aiUsers < 0 || o.aiHistory < 0 || o.aiHistorySize < 1 || o.aiDepth < 0):
+		return nil, fmt.Errorf("ai: --chats, --history and --depth must not be negative, --history-size positive")
 	}
 	o.repeat = max(o.repeat, 1)
 	return o, nil
@@ -225,6 +271,13 @@ func run(ctx context.Context, o *options, stdout io.Writer) error {
 			return err
 		}
 		rep.Idle.print(stdout)
+	case "ai":
+		res, err := runAI(ctx, o)
+		if err != nil {
+			return err
+		}
+		res.print(stdout)
+		rep.AI = res
 	case "fanout", "redis":
 		a := &api{base: o.urls[0], hc: newHTTPClient(o.timeout)}
 		need := time.Duration(o.repeat) * 2 * (o.warmup + o.duration + o.drain + o.settle + time.Minute)
@@ -312,5 +365,8 @@ func (o *options) settings() map[string]any {
 		"hold": o.hold.String(), "members": o.members, "senders": o.senders, "rate": o.rate,
 		"duration": o.duration.String(), "warmup": o.warmup.String(), "drain": o.drain.String(),
 		"size": o.size, "via": o.via, "connect_concurrency": o.connectConc, "repeat": o.repeat,
+		"streams": o.aiStreams, "chats": o.aiUsers, "tokens": o.aiTokens, "token_rate": o.aiTokenRate,
+		"ttft": o.aiTTFT.String(), "history": o.aiHistory, "history_size": o.aiHistorySize, "depth": o.aiDepth,
+		"model": o.aiModel, "upstream": o.aiUpstream,
 	}
 }

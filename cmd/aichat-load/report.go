@@ -20,6 +20,7 @@ type Report struct {
 	Idle     *IdleResult     `json:"idle,omitempty"`
 	Fanout   []*FanoutResult `json:"fanout,omitempty"`
 	RedisHop *HopResult      `json:"redis_hop,omitempty"`
+	AI       *AIResult       `json:"ai,omitempty"`
 }
 
 // namedSummary is one row of a latency table.

@@ -276,7 +276,12 @@ func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) {
 			defer close(relayDone)
 			s.relay(rctx, t)
 		}()
-		res, err = t.client.Stream(ctx, req, t.add)
+		onDelta := t.add
+		if s.opt.Coalesce <= 0 {
+			// No coalescing: each chunk goes out as it arrives.
+			onDelta = func(d string) { t.add(d); s.flush(t) }
+		}
+		res, err = t.client.Stream(ctx, req, onDelta)
 		stopRelay()
 		<-relayDone
 		s.flush(t)
@@ -340,7 +345,7 @@ func (t *turn) add(delta string) {
 func (s *Service) relay(ctx context.Context, t *turn) {
 	every := s.opt.Coalesce
 	if every <= 0 {
-		every = time.Millisecond
+		every = time.Hour // the stream's callback flushes each chunk itself
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()

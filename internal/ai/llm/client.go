@@ -120,7 +120,14 @@ func New(p Provider, opt Options) *Client {
 		opt.Breaker.CoolDown = 30 * time.Second
 	}
 	if opt.HTTPClient == nil {
-		opt.HTTPClient = &http.Client{}
+		// The default transport keeps 2 idle connections per host, so
+		// concurrent answers would keep opening new ones (a TLS handshake
+		// each on a remote provider). No client timeout: it would cap the
+		// stream's length; the idle watchdog covers a stalled upstream.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 256
+		tr.MaxIdleConns = 512
+		opt.HTTPClient = &http.Client{Transport: tr}
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
