@@ -109,15 +109,17 @@ func (*Service) ChatChanged(string, []string, []string) {}
 // answer decides whether m needs an answer and runs it.
 func (s *Service) answer(m *chat.Message, members []string) {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	c, err := s.opt.Chats.Get(ctx, m.Author, m.ChatID)
-	cancel()
+	defer cancel()
+	// Most messages in a group chat call for no answer: decide from the
+	// settings alone (one row) before loading the whole chat.
+	st, err := s.opt.Chats.SettingsOf(ctx, m.ChatID)
 	if err != nil {
 		if !apperr.Is(err, apperr.CodeChatNotFound) {
-			s.log.Error("ai: load chat", "chat_id", m.ChatID, "err", err)
+			s.log.Error("ai: load chat settings", "chat_id", m.ChatID, "err", err)
 		}
 		return
 	}
-	switch c.Settings.AIMode {
+	switch st.AIMode {
 	case chat.ModeOff:
 		return
 	case chat.ModeMention:
@@ -125,6 +127,14 @@ func (s *Service) answer(m *chat.Message, members []string) {
 			return
 		}
 	}
+	c, err := s.opt.Chats.Get(ctx, m.Author, m.ChatID)
+	if err != nil {
+		if !apperr.Is(err, apperr.CodeChatNotFound) {
+			s.log.Error("ai: load chat", "chat_id", m.ChatID, "err", err)
+		}
+		return
+	}
+	cancel()
 	s.run(c, m.Author, members, m, nil)
 }
 

@@ -377,6 +377,28 @@ func (s *Service) RemoveParticipant(ctx context.Context, userID, chatID, memberI
 	return nil
 }
 
+// SettingsOf returns a chat's AI settings without checking membership or
+// loading members: one row read, for deciding cheaply whether a message
+// calls for an answer. The caller must know the chat is the user's.
+func (s *Service) SettingsOf(ctx context.Context, chatID string) (Settings, error) {
+	var row chatRow
+	if err := s.db.WithContext(ctx).Select("id", "settings_ct", "key_id").Where("id = ?", chatID).Take(&row).Error; err != nil {
+		if store.IsNotFound(err) {
+			return Settings{}, notFound()
+		}
+		return Settings{}, fmt.Errorf("chat settings: %w", err)
+	}
+	sb, err := s.sealer.Open(row.SettingsCt, row.KeyID, "chat", row.ID, "settings")
+	if err != nil {
+		return Settings{}, fmt.Errorf("open chat %s settings: %w", row.ID, err)
+	}
+	var st Settings
+	if err := json.Unmarshal(sb, &st); err != nil {
+		return Settings{}, fmt.Errorf("chat %s settings: %w", row.ID, err)
+	}
+	return st, nil
+}
+
 // Contacts returns the users who share at least one chat with userID:
 // the people who see userID's presence.
 func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error) {
