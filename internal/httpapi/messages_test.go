@@ -1018,35 +1018,6 @@ func (h *msgHarness) rawDo(method, path, token string, body any) rawResult {
 	return rawResult{status: res.StatusCode, body: b, err: err}
 }
 
-// waitBlockedBehind waits until n sessions wait, directly or through one
-// other waiter, on the locks of the session with pid holder; or until done
-// has an answer (the request did not block at all).
-func waitBlockedBehind(t *testing.T, db *sql.DB, holder, n int, done chan rawResult) {
-	t.Helper()
-	const q = `WITH w AS (SELECT pid, pg_blocking_pids(pid) AS b FROM pg_stat_activity WHERE wait_event_type = 'Lock')
-		SELECT count(*) FROM w WHERE $1 = ANY(b) OR EXISTS (SELECT 1 FROM w w2 WHERE w2.pid = ANY(w.b) AND $1 = ANY(w2.b))`
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var got int
-		if err := db.QueryRow(q, holder).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got >= n {
-			return
-		}
-		select {
-		case r := <-done:
-			done <- r
-			return
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d session(s) blocked behind the held row after 5s, want %d", got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func seqsOf(msgs []msgView) []int64 {
 	out := make([]int64, len(msgs))
 	for i, m := range msgs {
