@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -440,7 +441,7 @@ func (s *Service) snapshotLocal(userID, chatID string) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.msg == nil || !contains(t.members, userID) {
+	if t.msg == nil || !slices.Contains(t.members, userID) {
 		return true // starting: the client gets ai_start and every delta
 	}
 	text := t.text.String()[:t.sentLen]
@@ -448,15 +449,6 @@ func (s *Service) snapshotLocal(userID, chatID string) bool {
 		Model: t.model, ReplyTo: t.replyTo})
 	s.opt.Bus.SendChat(t.chatID, []string{userID}, EventDelta, deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Delta: text})
 	return true
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // finish stores the answer's end, records usage, and tells the chat.

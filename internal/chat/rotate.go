@@ -51,21 +51,39 @@ func (s *Service) Stale(ctx context.Context) (int64, error) {
 }
 
 func (s *Service) resealMessages(ctx context.Context, batch int) (int, error) {
+	return s.resealContent(ctx, "messages", "id", batch)
+}
+
+// resealVersions re-encrypts earlier versions of regenerated answers; they
+// keep the associated data of the message they belong to.
+func (s *Service) resealVersions(ctx context.Context, batch int) (int, error) {
+	return s.resealContent(ctx, "message_versions", "message_id", batch)
+}
+
+// resealContent re-encrypts content_ct of a table whose ciphertexts are
+// bound to ("message", <msgCol>, chat_id).
+func (s *Service) resealContent(ctx context.Context, table, msgCol string, batch int) (int, error) {
 	cur := s.sealer.CurrentKeyID()
-	var rows []messageRow
-	if err := s.db.WithContext(ctx).Select("id", "chat_id", "content_ct", "key_id").
+	var rows []struct {
+		ID        string
+		MessageID string
+		ChatID    string
+		ContentCt []byte
+		KeyID     string
+	}
+	if err := s.db.WithContext(ctx).Table(table).Select("id", msgCol+" AS message_id", "chat_id", "content_ct", "key_id").
 		Where("key_id <> ?", cur).Order("id").Limit(batch).Find(&rows).Error; err != nil {
-		return 0, fmt.Errorf("reseal messages: %w", err)
+		return 0, fmt.Errorf("reseal %s: %w", table, err)
 	}
 	n := 0
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, r := range rows {
-			pt, err := s.sealer.Open(r.ContentCt, r.KeyID, "message", r.ID, r.ChatID)
+			pt, err := s.sealer.Open(r.ContentCt, r.KeyID, "message", r.MessageID, r.ChatID)
 			if err != nil {
-				return fmt.Errorf("message %s: %w", r.ID, err)
+				return fmt.Errorf("%s %s: %w", table, r.ID, err)
 			}
-			ct, key := s.sealer.Seal(pt, "message", r.ID, r.ChatID)
-			res := tx.Model(&messageRow{}).Where("id = ? AND key_id = ?", r.ID, r.KeyID).
+			ct, key := s.sealer.Seal(pt, "message", r.MessageID, r.ChatID)
+			res := tx.Table(table).Where("id = ? AND key_id = ?", r.ID, r.KeyID).
 				Updates(map[string]any{"content_ct": ct, "key_id": key})
 			if res.Error != nil {
 				return res.Error
@@ -102,41 +120,6 @@ func (s *Service) resealChats(ctx context.Context, batch int) (int, error) {
 			}
 			res := tx.Model(&chatRow{}).Where("id = ? AND key_id = ?", r.ID, r.KeyID).
 				Updates(map[string]any{"title_ct": tct, "settings_ct": sct, "key_id": key})
-			if res.Error != nil {
-				return res.Error
-			}
-			n += int(res.RowsAffected)
-		}
-		return nil
-	})
-	return n, err
-}
-
-// resealVersions re-encrypts earlier versions of regenerated answers; they
-// keep the associated data of the message they belong to.
-func (s *Service) resealVersions(ctx context.Context, batch int) (int, error) {
-	cur := s.sealer.CurrentKeyID()
-	var rows []struct {
-		ID        string
-		MessageID string
-		ChatID    string
-		ContentCt []byte
-		KeyID     string
-	}
-	if err := s.db.WithContext(ctx).Table("message_versions").Select("id", "message_id", "chat_id", "content_ct", "key_id").
-		Where("key_id <> ?", cur).Order("id").Limit(batch).Find(&rows).Error; err != nil {
-		return 0, fmt.Errorf("reseal versions: %w", err)
-	}
-	n := 0
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for _, r := range rows {
-			pt, err := s.sealer.Open(r.ContentCt, r.KeyID, "message", r.MessageID, r.ChatID)
-			if err != nil {
-				return fmt.Errorf("message version %s: %w", r.ID, err)
-			}
-			ct, key := s.sealer.Seal(pt, "message", r.MessageID, r.ChatID)
-			res := tx.Table("message_versions").Where("id = ? AND key_id = ?", r.ID, r.KeyID).
-				Updates(map[string]any{"content_ct": ct, "key_id": key})
 			if res.Error != nil {
 				return res.Error
 			}

@@ -55,6 +55,9 @@ func (s *Service) Unread(ctx context.Context, userID string) (*Unread, error) {
 	return s.loadUnread(ctx, userID)
 }
 
+// CachedUnread returns the user's counts only if cached: no I/O.
+func (s *Service) CachedUnread(userID string) (*Unread, bool) { return s.unread.get(userID) }
+
 // UnreadFresh reads the user's counts from the database (and refreshes the
 // cache). REST answers use it: with several instances, a read just made on
 // another instance may not have reached this one's cache yet, and a client

@@ -8,6 +8,7 @@ import (
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
 )
 
 // handleWS authenticates the upgrade request, checks its origin and the
@@ -16,7 +17,7 @@ import (
 // token (401) from a foreign page (403) or too many tabs (429).
 func (s *server) handleWS(c *gin.Context) error {
 	r := c.Request
-	if !websocketRequest(r) {
+	if r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r) {
 		return apperr.New(apperr.CodeWSUpgradeRequired, "This endpoint speaks WebSocket: send an Upgrade: websocket request.")
 	}
 	if !s.originAllowed(r) {
@@ -32,21 +33,6 @@ func (s *server) handleWS(c *gin.Context) error {
 	}
 	resume := r.URL.Query().Get("resume")
 	return s.deps.Hub.Accept(c.Writer, r, p, resume == "1" || resume == "true")
-}
-
-func websocketRequest(r *http.Request) bool {
-	return r.Method == http.MethodGet && headerHas(r.Header, "Connection", "upgrade") && headerHas(r.Header, "Upgrade", "websocket")
-}
-
-func headerHas(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // wsPrincipal finds the caller's credential, in order: Authorization

@@ -221,7 +221,9 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, p *auth.Principal, 
 		})
 	}
 	// hello is queued before the session can receive anything, so it is
-	// always the first frame.
+	// always the first frame; nothing is written until the session is
+	// registered and counted.
+	s.writing = true // held: no writer starts until begin
 	h.hello(s)
 	if reason := h.register(s); reason != "" {
 		code := websocket.ClosePolicyViolation
@@ -229,11 +231,13 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, p *auth.Principal, 
 			code = websocket.CloseGoingAway
 		}
 		s.close(code, registerRefusals[reason], reason)
+		s.begin()
 		go s.drain()
 		return nil
 	}
 	h.metrics.Connects.Inc()
 	h.metrics.Connections.Inc()
+	s.begin()
 	// The handler returns at once so net/http frees its buffers; the
 	// reader goroutine owns the socket from here.
 	go s.readLoop()
@@ -554,13 +558,19 @@ func (h *Hub) pushUnread(changes []chat.UnreadChange) {
 		if len(h.sessions(c.UserID)) == 0 {
 			continue
 		}
-		sh := h.shard(c.UserID)
-		sh.unreadMu.Lock()
-		u, err := h.chats.Unread(h.ctx, c.UserID)
+		// Load (database I/O) outside the lock; under it only read the
+		// cache and queue, so concurrent pushes for one user leave in the
+		// order of the counts they read.
+		loaded, err := h.chats.Unread(h.ctx, c.UserID)
 		if err != nil {
-			sh.unreadMu.Unlock()
 			h.log.Warn("unread counts", "user_id", c.UserID, "err", err)
 			continue
+		}
+		sh := h.shard(c.UserID)
+		sh.unreadMu.Lock()
+		u, ok := h.chats.CachedUnread(c.UserID)
+		if !ok {
+			u = loaded // evicted meanwhile: what was just read is the best known
 		}
 		f := encode(EventUnreadCount, "", unreadData{ChatID: c.ChatID, Count: u.Chats[c.ChatID], Total: u.Total})
 		for _, s := range h.sessions(c.UserID) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/gorilla/websocket"
@@ -95,6 +96,17 @@ func (s *Session) push(it item) {
 	s.items = append(s.items, it)
 	s.startWriterLocked()
 	s.mu.Unlock()
+}
+
+// begin lets the writer run after Accept held it back while the session
+// was being registered.
+func (s *Session) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writing = false
+	if len(s.items) > 0 {
+		s.startWriterLocked()
+	}
 }
 
 func (s *Session) startWriterLocked() {
@@ -355,9 +367,15 @@ func (b *tokenBucket) take(now time.Time) bool {
 	return true
 }
 
+// truncate cuts s to at most n bytes on a rune boundary: close reasons
+// and error texts must stay valid UTF-8 (a browser fails the connection
+// on an invalid close reason).
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
