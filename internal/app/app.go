@@ -26,9 +26,11 @@ import (
 	"github.com/aichat/aichat/internal/httpapi"
 	"github.com/aichat/aichat/internal/realtime"
 	"github.com/aichat/aichat/internal/realtime/redisbroker"
+	"github.com/aichat/aichat/internal/render"
 	"github.com/aichat/aichat/internal/seal"
 	"github.com/aichat/aichat/internal/secrets"
 	"github.com/aichat/aichat/internal/store"
+	"github.com/aichat/aichat/internal/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -195,7 +197,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 			a.watchKeyFile(bg, reload)
 		}()
 	}
+	webApp, err := web.New(web.Options{HighlightCSS: render.CSS(render.DefaultStyle)})
+	if err != nil {
+		return nil, err
+	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
+		Render:         render.NewCache(render.New(), 16<<20),
+		Web:            webApp,
 		Log:            log,
 		Auth:           authSvc,
 		Chats:          chatSvc,

@@ -13,6 +13,14 @@ func (s *server) routes(r *gin.Engine) {
 		r.GET("/metrics", gin.WrapH(s.deps.Metrics))
 	}
 	r.GET("/ws", s.h(s.handleWS))
+	if s.deps.Web != nil {
+		web := gin.WrapH(s.deps.Web)
+		r.GET("/", web)
+		r.HEAD("/", web)
+		r.GET("/assets/*path", web)
+		r.HEAD("/assets/*path", web)
+		r.GET("/favicon.ico", web)
+	}
 
 	api := r.Group("/api/v1")
 	api.POST("/auth/register", s.h(s.handleRegister))
@@ -42,6 +50,7 @@ func (s *server) routes(r *gin.Engine) {
 	me.POST("/chats/:id/messages/:seq/regenerate", s.h(s.handleRegenerate))
 	me.GET("/models", s.h(s.handleModels))
 	me.GET("/me/usage", s.h(s.handleMyUsage))
+	me.POST("/render", s.h(s.handleRender))
 
 	admin := api.Group("/admin", s.authenticate, s.requireRole(auth.RoleAdmin))
 	admin.GET("/users/:id", s.h(s.handleAdminUserGet))

@@ -16,6 +16,7 @@ import (
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/realtime"
+	"github.com/aichat/aichat/internal/render"
 	"github.com/gin-gonic/gin"
 )
 
@@ -31,6 +32,10 @@ type Deps struct {
 	MaxBodyBytes int64
 	// AllowedOrigins may open /ws; empty means the server's own origin.
 	AllowedOrigins []string
+	// Render turns answers into HTML for POST /render.
+	Render *render.Cache
+	// Web serves the web app (/ and /assets/); nil serves none.
+	Web http.Handler
 }
 
 type server struct {
@@ -38,6 +43,8 @@ type server struct {
 	auth  *auth.Service
 	chats *chat.Service
 	deps  Deps
+
+	renderLimit *limiter
 }
 
 var ginMode sync.Once
@@ -46,7 +53,10 @@ var ginMode sync.Once
 func NewServer(d Deps) http.Handler {
 	// Gin keeps its mode in a package variable; set it once, never per server.
 	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
-	s := &server{log: d.Log, auth: d.Auth, chats: d.Chats, deps: d}
+	if d.Render == nil {
+		d.Render = render.NewCache(render.New(), 16<<20)
+	}
+	s := &server{log: d.Log, auth: d.Auth, chats: d.Chats, deps: d, renderLimit: newLimiter(renderPerSecond, renderBurst)}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false

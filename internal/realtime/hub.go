@@ -625,6 +625,7 @@ func (h *Hub) ChatChanged(chatID string, members, removed []string) {
 	h.publish(&envelope{Kind: kindInvalidate, To: all})
 	if len(members) > 0 {
 		h.publish(&envelope{Kind: kindFrame, Type: EventChatUpdated, To: members, Frame: encode(EventChatUpdated, "", chatRefData{ChatID: chatID})})
+		h.exchangePresence(members)
 	}
 	if len(removed) > 0 {
 		h.publish(&envelope{Kind: kindFrame, Type: EventChatRemoved, To: removed, Frame: encode(EventChatRemoved, "", chatRefData{ChatID: chatID})})
@@ -634,6 +635,39 @@ func (h *Hub) ChatChanged(chatID string, members, removed []string) {
 			zero[i] = chat.UnreadChange{UserID: u, ChatID: chatID, Gone: true}
 		}
 		h.publish(&envelope{Kind: kindUnread, Unread: zero})
+	}
+}
+
+// presenceExchangeMax bounds the chats whose members are told each other's
+// presence when the chat changes: the frames grow with the square of the
+// members, and in a big chat presence matters less.
+const presenceExchangeMax = 50
+
+// exchangePresence tells the members of a chat which of them are online.
+// Presence is otherwise announced only when someone connects or leaves, so
+// people who were both online when one added the other would not see it.
+func (h *Hub) exchangePresence(members []string) {
+	if len(members) < 2 || len(members) > presenceExchangeMax {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, commandTimeout)
+	defer cancel()
+	online, err := h.broker.AreOnline(ctx, members)
+	if err != nil {
+		h.log.Warn("presence exchange", "err", err)
+		return
+	}
+	for _, m := range members {
+		if !online[m] {
+			continue
+		}
+		others := make([]string, 0, len(members)-1)
+		for _, o := range members {
+			if o != m {
+				others = append(others, o)
+			}
+		}
+		h.Send(others, EventPresence, presenceData{UserID: m, Online: true})
 	}
 }
 
