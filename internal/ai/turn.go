@@ -107,20 +107,27 @@ func (s *Service) MessageCreated(m *chat.Message, members []string, _ []chat.Unr
 func (*Service) UnreadChanged(...chat.UnreadChange)     {}
 func (*Service) ChatChanged(string, []string, []string) {}
 
-// answer decides whether m needs an answer and runs it.
+// answer decides whether m needs an answer and runs it. It decides from
+// the chat's settings as they were when m was stored (Send read them in the
+// same transaction), so a mode switched a moment later does not apply to
+// it, and reads nothing before the answer starts.
 func (s *Service) answer(m *chat.Message, members []string) {
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	defer cancel()
-	// Most messages in a group chat call for no answer: decide from the
-	// settings alone (one row) before loading the whole chat.
-	st, err := s.opt.Chats.SettingsOf(ctx, m.ChatID)
-	if err != nil {
-		if !apperr.Is(err, apperr.CodeChatNotFound) {
-			s.log.Error("ai: load chat settings", "chat_id", m.ChatID, "err", err)
+	at, ok := m.ChatAtSend()
+	c := &chat.Chat{ID: m.ChatID, Kind: at.Kind, Settings: at.Settings}
+	if !ok {
+		// Not a message Send just stored: read the chat as it is now.
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		st, err := s.opt.Chats.SettingsOf(ctx, m.ChatID)
+		if err != nil {
+			if !apperr.Is(err, apperr.CodeChatNotFound) {
+				s.log.Error("ai: load chat settings", "chat_id", m.ChatID, "err", err)
+			}
+			return
 		}
-		return
+		c.Settings = st
 	}
-	switch st.AIMode {
+	switch c.Settings.AIMode {
 	case chat.ModeOff:
 		return
 	case chat.ModeMention:
@@ -128,14 +135,18 @@ func (s *Service) answer(m *chat.Message, members []string) {
 			return
 		}
 	}
-	c, err := s.opt.Chats.Get(ctx, m.Author, m.ChatID)
-	if err != nil {
-		if !apperr.Is(err, apperr.CodeChatNotFound) {
-			s.log.Error("ai: load chat", "chat_id", m.ChatID, "err", err)
+	if !ok {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		got, err := s.opt.Chats.Get(ctx, m.Author, m.ChatID)
+		cancel()
+		if err != nil {
+			if !apperr.Is(err, apperr.CodeChatNotFound) {
+				s.log.Error("ai: load chat", "chat_id", m.ChatID, "err", err)
+			}
+			return
 		}
-		return
+		c = got
 	}
-	cancel()
 	s.run(c, m.Author, members, m, nil)
 }
 
@@ -144,7 +155,8 @@ func (s *Service) answer(m *chat.Message, members []string) {
 // of a new one being created. Everything that can refuse the turn is
 // checked before an answer exists; a refusal reaches the chat as ai_error
 // naming the question (and a regenerated answer is stored as failed, so it
-// does not stay streaming).
+// does not stay streaming). c needs its id, kind and settings; with
+// Participants nil they are read while the answer is being stored.
 func (s *Service) run(c *chat.Chat, userID string, members []string, question *chat.Message, regen *chat.Message) {
 	replyTo := question.Seq
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
@@ -189,10 +201,15 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 		return
 	}
 	defer s.unclaim(t)
+	// The history and the participants are read while the answer row is
+	// written: on either database a read does not wait for a write, and
+	// the model is called as soon as both are done.
+	req := s.prepare(ctx, t, c)
 	msg := regen
 	if msg == nil {
-		sent, err := s.opt.Chats.StartAnswer(ctx, userID, c.ID, model, client.Provider().Name)
+		sent, err := s.opt.Chats.StartAnswer(ctx, userID, c.ID, members, model, client.Provider().Name)
 		if err != nil {
+			<-req.done
 			fail(err)
 			return
 		}
@@ -205,7 +222,7 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 	s.opt.Metrics.Active.Inc()
 	defer s.opt.Metrics.Active.Dec()
 	s.opt.Bus.SendChat(c.ID, members, EventStart, startData{ChatID: c.ID, MessageID: msg.ID, Seq: msg.Seq, Model: model, ReplyTo: replyTo})
-	s.generate(gctx, t, c)
+	s.generate(gctx, t, req)
 }
 
 // moderateQuestion refuses a question that matches a blocked pattern or
@@ -221,10 +238,25 @@ func (s *Service) moderateQuestion(ctx context.Context, t *turn) error {
 	return nil
 }
 
-// admit applies the per-user caps before anything is spent.
+// admit applies the per-user caps before anything is spent. Whether the
+// user is exempt (a database read) is only asked when a cap would apply.
 func (s *Service) admit(ctx context.Context, userID string) error {
-	exempt := s.opt.Exempt != nil && s.opt.Exempt(ctx, userID)
+	asked, exempt := false, false
+	isExempt := func() bool {
+		if !asked {
+			asked, exempt = true, s.opt.Exempt != nil && s.opt.Exempt(ctx, userID)
+		}
+		return exempt
+	}
+	if s.opt.DailyTokens > 0 {
+		isExempt()
+	}
 	s.mu.Lock()
+	if !asked && s.perUser[userID] >= s.opt.MaxConcurrent {
+		s.mu.Unlock()
+		isExempt()
+		s.mu.Lock()
+	}
 	if !exempt && s.perUser[userID] >= s.opt.MaxConcurrent {
 		s.mu.Unlock()
 		return &apperr.Error{Code: apperr.CodeAIQuota, Retry: 5,
@@ -274,11 +306,12 @@ func (s *Service) unclaim(t *turn) {
 	}
 }
 
-// generate builds the prompt, streams the answer while relaying it, and
-// stores how it ended.
-func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) {
+// generate waits for the request, streams the answer while relaying it,
+// and stores how it ended.
+func (s *Service) generate(ctx context.Context, t *turn, p *prepared) {
 	start := s.opt.Now()
-	req, err := s.request(ctx, t, c)
+	<-p.done
+	req, err := p.req, p.err
 	var res *llm.Result
 	if err == nil {
 		rctx, stopRelay := context.WithCancel(ctx)
@@ -303,14 +336,47 @@ func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) {
 	s.finish(t, res, err, s.opt.Now().Sub(start))
 }
 
-// request builds the upstream request from the chat's settings and history.
-func (s *Service) request(ctx context.Context, t *turn, c *chat.Chat) (llm.Request, error) {
-	// The history is what came before the question, whatever was sent
-	// between the question and this answer.
-	hist, err := s.opt.Chats.Recent(ctx, c.ID, t.question.Seq, c.Settings.Depth)
-	if err != nil {
-		return llm.Request{}, err
-	}
+// prepared is an upstream request being built.
+type prepared struct {
+	done chan struct{} // closed when req or err is set
+	req  llm.Request
+	err  error
+}
+
+// prepare reads the history (and the participants, unless c has them) in
+// the background and builds the request from them.
+func (s *Service) prepare(ctx context.Context, t *turn, c *chat.Chat) *prepared {
+	p := &prepared{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		parts, perr := c.Participants, error(nil)
+		var wg sync.WaitGroup
+		if parts == nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				parts, perr = s.opt.Chats.Participants(ctx, c.ID)
+			}()
+		}
+		// The history is what came before the question, whatever was sent
+		// between the question and this answer.
+		hist, err := s.opt.Chats.Recent(ctx, c.ID, t.question.Seq, c.Settings.Depth)
+		wg.Wait()
+		if err == nil {
+			err = perr
+		}
+		if err != nil {
+			p.err = err
+			return
+		}
+		p.req, p.err = s.request(t, c, parts, hist)
+	}()
+	return p
+}
+
+// request builds the upstream request from the chat's settings,
+// participants and history.
+func (s *Service) request(t *turn, c *chat.Chat, parts []chat.Participant, hist []*chat.Message) (llm.Request, error) {
 	newMsg := t.question
 	names := map[string]string{}
 	in := prompt.Input{SystemRules: s.opt.SystemPrompt, ChatContext: c.Settings.Context, Group: c.Kind == chat.KindGroup,
@@ -318,7 +384,7 @@ func (s *Service) request(ctx context.Context, t *turn, c *chat.Chat) (llm.Reque
 	if p, ok := chat.Personas[c.Settings.Persona]; ok {
 		in.PersonaPrompt = p.Prompt
 	}
-	for _, p := range c.Participants {
+	for _, p := range parts {
 		in.Participants = append(in.Participants, prompt.Participant{Name: p.Name, Email: p.Email})
 		names[p.ID] = p.Email
 	}
@@ -488,6 +554,10 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 	if _, serr := s.opt.Chats.SaveAnswer(ctx, t.msg, a); serr != nil {
 		s.log.Error("ai: save answer", "chat_id", t.chatID, "err", serr)
 	}
+	// The chat is free on every instance once the answer stopped
+	// streaming: free it here too before anyone hears the answer ended,
+	// so a question sent on ai_done is not refused as ai.busy.
+	s.unclaim(t)
 	if res != nil && res.Usage != nil {
 		s.recordUsage(ctx, t.userID, t.model, t.client.Provider().Name, res.Usage)
 	}

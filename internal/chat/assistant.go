@@ -25,17 +25,21 @@ type Answer struct {
 // StartAnswer stores an empty assistant message with status streaming and
 // the chat's next seq; every member but requestedBy counts it as unread.
 // The streaming row is the chat's generation lock on every instance: while
-// one exists, a second start is ai.busy.
-func (s *Service) StartAnswer(ctx context.Context, requestedBy, chatID, model, provider string) (*Sent, error) {
-	members, err := s.Members(ctx, requestedBy, chatID)
-	if err != nil {
-		return nil, err
+// one exists, a second start is ai.busy. members are the chat's members as
+// the caller just read them (the question's Send did); nil reads them and
+// checks that requestedBy is one.
+func (s *Service) StartAnswer(ctx context.Context, requestedBy, chatID string, members []string, model, provider string) (*Sent, error) {
+	if members == nil {
+		var err error
+		if members, err = s.Members(ctx, requestedBy, chatID); err != nil {
+			return nil, err
+		}
 	}
 	req, mdl, prov := requestedBy, model, provider
 	row := messageRow{ID: newID(), ChatID: chatID, AuthorKind: AuthorAssistant, Status: StatusStreaming,
 		CreatedAt: s.opt.Now(), RequestedBy: &req, Model: &mdl, Provider: &prov}
 	// The requester watches the answer arrive: it is not unread for them.
-	unread, err := s.insert(ctx, &row, "", requestedBy, members)
+	unread, _, err := s.insert(ctx, &row, "", requestedBy, members)
 	if err != nil {
 		if store.IsUniqueViolation(err) {
 			return nil, errBusy()

@@ -71,6 +71,28 @@ type Message struct {
 	Model      string     `json:"model,omitempty"` // assistant answers: the model that wrote it
 	CreatedAt  time.Time  `json:"created_at"`
 	EditedAt   *time.Time `json:"edited_at,omitempty"`
+
+	// sentIn is the chat as this message found it, read in the transaction
+	// that stored it (Send only); listeners read it with ChatAtSend.
+	sentIn *ChatState
+}
+
+// ChatState is what a chat was when a message was stored in it: its kind
+// and AI settings, read in the same transaction as the message's seq, so
+// later changes do not apply to it.
+type ChatState struct {
+	Kind     string
+	Settings Settings
+}
+
+// ChatAtSend returns the chat's kind and settings as of the moment m was
+// stored. Only a message that Send has just stored knows them (not one
+// read back from the database); ok is false otherwise.
+func (m *Message) ChatAtSend() (ChatState, bool) {
+	if m.sentIn == nil {
+		return ChatState{}, false
+	}
+	return *m.sentIn, true
 }
 
 type chatRow struct {

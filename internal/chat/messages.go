@@ -48,7 +48,7 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if clientID != "" {
 		row.ClientID = &cid
 	}
-	unread, err := s.insert(ctx, &row, content, userID, members)
+	unread, state, err := s.insert(ctx, &row, content, userID, members)
 	if err != nil {
 		if clientID != "" && store.IsUniqueViolation(err) {
 			// A concurrent retry with the same client_id won the race.
@@ -66,6 +66,7 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if err != nil {
 		return nil, err
 	}
+	m.sentIn = state
 	s.created(m, members, unread)
 	return &Sent{Message: m, Members: members}, nil
 }
@@ -77,17 +78,28 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 // costs the same as in a chat of two. The UPDATE ... RETURNING takes the
 // chat row's lock on PostgreSQL (SQLite's BEGIN IMMEDIATE serializes
 // writers anyway), so concurrent senders get consecutive numbers with no
-// gaps. It returns the members' unread changes.
-func (s *Service) insert(ctx context.Context, row *messageRow, content, reader string, members []string) ([]UnreadChange, error) {
+// gaps. It returns the members' unread changes and, for a person's
+// message, the chat's kind and settings as that statement found them (nil
+// if they cannot be opened: listeners then read them themselves).
+func (s *Service) insert(ctx context.Context, row *messageRow, content, reader string, members []string) ([]UnreadChange, *ChatState, error) {
 	row.ContentCt, row.KeyID = s.sealer.Seal([]byte(content), "message", row.ID, row.ChatID)
-	var err error
+	var (
+		cr  chatAtInsert
+		err error
+	)
 	if s.db.Dialect == store.Postgres {
-		err = s.insertPostgres(ctx, row, reader)
+		err = s.insertPostgres(ctx, row, reader, &cr)
 	} else {
-		err = s.insertSQLite(ctx, row, reader)
+		err = s.insertSQLite(ctx, row, reader, &cr)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var state *ChatState
+	if row.AuthorKind == AuthorUser {
+		if st, err := s.openSettings(row.ChatID, cr.SettingsCt, cr.KeyID); err == nil {
+			state = &ChatState{Kind: cr.Kind, Settings: st}
+		}
 	}
 	changes := make([]UnreadChange, 0, len(members))
 	for _, m := range members {
@@ -97,21 +109,32 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 		}
 		changes = append(changes, c)
 	}
-	return changes, nil
+	return changes, state, nil
 }
 
-func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader string) error {
+// chatAtInsert is the chat row as the statement that numbers a message
+// leaves it.
+type chatAtInsert struct {
+	LastSeq    int64
+	Kind       string
+	SettingsCt []byte
+	KeyID      string
+}
+
+func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var seq []int64
-		err := tx.Raw("UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ? RETURNING last_seq",
-			row.CreatedAt, row.CreatedAt, row.ChatID).Scan(&seq).Error
+		var got []chatAtInsert
+		err := tx.Raw(`UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ?
+			RETURNING last_seq, kind, settings_ct, key_id`,
+			row.CreatedAt, row.CreatedAt, row.ChatID).Scan(&got).Error
 		if err != nil {
 			return fmt.Errorf("next seq: %w", err)
 		}
-		if len(seq) == 0 {
+		if len(got) == 0 {
 			return notFound()
 		}
-		row.Seq = seq[0]
+		*cr = got[0]
+		row.Seq = cr.LastSeq
 		if err := tx.Create(row).Error; err != nil {
 			return err
 		}
@@ -127,7 +150,7 @@ func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader stri
 // in one implicit transaction). The first bumps the chat's seq and so
 // takes its row lock, which orders concurrent senders; the second inserts
 // the message and moves the reader's mark. A failure rolls both back.
-func (s *Service) insertPostgres(ctx context.Context, row *messageRow, reader string) error {
+func (s *Service) insertPostgres(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert) error {
 	sqlDB, err := s.db.DB.DB()
 	if err != nil {
 		return err
@@ -144,7 +167,7 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, reader st
 			return fmt.Errorf("insert message: driver connection %T is not pgx", dc)
 		}
 		b := &pgx.Batch{}
-		b.Queue("UPDATE chats SET last_seq = last_seq + 1, last_message_at = $1, updated_at = $1 WHERE id = $2",
+		b.Queue("UPDATE chats SET last_seq = last_seq + 1, last_message_at = $1, updated_at = $1 WHERE id = $2 RETURNING kind, settings_ct, key_id",
 			row.CreatedAt, row.ChatID)
 		b.Queue(`WITH m AS (
 				INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id, status, created_at,
@@ -160,7 +183,18 @@ func (s *Service) insertPostgres(ctx context.Context, row *messageRow, reader st
 			row.CreatedAt, reader, row.RequestedBy, row.Model, row.Provider)
 		br := pc.Conn().SendBatch(ctx, b)
 		defer br.Close()
-		if _, err := br.Exec(); err != nil {
+		chatRows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for chatRows.Next() {
+			if err := chatRows.Scan(&cr.Kind, &cr.SettingsCt, &cr.KeyID); err != nil {
+				chatRows.Close()
+				return err
+			}
+		}
+		chatRows.Close()
+		if err := chatRows.Err(); err != nil {
 			return err
 		}
 		rows, err := br.Query()

@@ -181,10 +181,7 @@ func (s *Service) load(ctx context.Context, userID string, ids []string) ([]*Cha
 		Name   string
 		Role   string
 	}
-	if err := db.Table("chat_members").Select("chat_members.chat_id, users.id, users.email, users.name, chat_members.role").
-		Joins("JOIN users ON users.id = chat_members.user_id").
-		Where("chat_members.chat_id IN ?", chatIDs).Order("chat_members.joined_at, users.email").
-		Find(&parts).Error; err != nil {
+	if err := s.participantsQuery(db, chatIDs).Find(&parts).Error; err != nil {
 		return nil, fmt.Errorf("list participants: %w", err)
 	}
 	for _, p := range parts {
@@ -388,15 +385,39 @@ func (s *Service) SettingsOf(ctx context.Context, chatID string) (Settings, erro
 		}
 		return Settings{}, fmt.Errorf("chat settings: %w", err)
 	}
-	sb, err := s.sealer.Open(row.SettingsCt, row.KeyID, "chat", row.ID, "settings")
+	return s.openSettings(row.ID, row.SettingsCt, row.KeyID)
+}
+
+func (s *Service) openSettings(chatID string, ct []byte, keyID string) (Settings, error) {
+	sb, err := s.sealer.Open(ct, keyID, "chat", chatID, "settings")
 	if err != nil {
-		return Settings{}, fmt.Errorf("open chat %s settings: %w", row.ID, err)
+		return Settings{}, fmt.Errorf("open chat %s settings: %w", chatID, err)
 	}
 	var st Settings
 	if err := json.Unmarshal(sb, &st); err != nil {
-		return Settings{}, fmt.Errorf("chat %s settings: %w", row.ID, err)
+		return Settings{}, fmt.Errorf("chat %s settings: %w", chatID, err)
+	}
+	if st.Stop == nil {
+		st.Stop = []string{}
 	}
 	return st, nil
+}
+
+// Participants returns a chat's members with their names and roles, in
+// the order they joined, without checking who asks: the caller knows the
+// chat is the user's.
+func (s *Service) Participants(ctx context.Context, chatID string) ([]Participant, error) {
+	parts := []Participant{}
+	if err := s.participantsQuery(s.db.WithContext(ctx), []string{chatID}).Find(&parts).Error; err != nil {
+		return nil, fmt.Errorf("list participants: %w", err)
+	}
+	return parts, nil
+}
+
+func (s *Service) participantsQuery(db *gorm.DB, chatIDs []string) *gorm.DB {
+	return db.Table("chat_members").Select("chat_members.chat_id, users.id, users.email, users.name, chat_members.role").
+		Joins("JOIN users ON users.id = chat_members.user_id").
+		Where("chat_members.chat_id IN ?", chatIDs).Order("chat_members.joined_at, users.email")
 }
 
 // Contacts returns the users who share at least one chat with userID:
