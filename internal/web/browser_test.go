@@ -210,3 +210,16 @@ func shiftEnter(p *page) {
 	p.t.Helper()
 	p.do(chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift)))
 }
+
+// sibling opens another tab in the same browser context (same storage):
+// the same person in a second tab.
+func (p *page) sibling(name string) *page {
+	p.t.Helper()
+	ctx, cancel := chromedp.NewContext(p.ctx)
+	p.t.Cleanup(cancel)
+	q := &page{t: p.t, name: name, ctx: ctx}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		p.t.Fatalf("%s: open tab: %v", name, err)
+	}
+	return q
+}

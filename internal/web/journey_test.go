@@ -158,6 +158,13 @@ func TestBrowserGroupChat(t *testing.T) {
 		t.Fatalf("the queued message is stored %d times", stored)
 	}
 
+	// Mentioning the assistant with no provider configured tells everyone
+	// what the admin has to set.
+	send(alice, "@ai what now?")
+	for _, p := range []*page{alice, bob} {
+		p.waitJS("the not-configured notice", `[...document.querySelectorAll('#message-list li.system .body')].some(b => b.textContent.startsWith('Assistant: No AI provider is configured'))`)
+	}
+
 	alice.screenshot("desktop-group-chat")
 	for _, p := range []*page{alice, bob} {
 		if probs := p.consoleProblems(); len(probs) > 0 {

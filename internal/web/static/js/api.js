@@ -1,7 +1,12 @@
-// REST calls and the session (access token in memory and localStorage,
-// refresh token in localStorage). Refreshing is serialized across tabs with
-// the Web Locks API: the server treats a refresh token used twice as
-// stolen, so two tabs must never refresh with the same one.
+// REST calls and the session (access and refresh tokens in IndexedDB, with
+// a copy in localStorage for a fast start and for the storage event that
+// tells other tabs about a sign-out). Refreshing is serialized across tabs
+// with the Web Locks API: the server treats a refresh token used twice as
+// stolen, so two tabs must never refresh with the same one. Inside the lock
+// the session is read from IndexedDB, not localStorage: a localStorage
+// write reaches other tabs' processes some time later, so a tab could take
+// the lock right after another refreshed and still see the old token.
+// IndexedDB transactions are consistent across tabs.
 
 const KEY = 'aichat.session';
 const listeners = new Set();
@@ -24,6 +29,46 @@ function load() {
 function store(s) {
   session = s;
   if (s) localStorage.setItem(KEY, JSON.stringify(s)); else localStorage.removeItem(KEY);
+  return idbPut(s);
+}
+
+let dbPromise = null;
+function db() {
+  if (!dbPromise) {
+    dbPromise = new Promise((resolve, reject) => {
+      const r = indexedDB.open('aichat', 1);
+      r.onupgradeneeded = () => r.result.createObjectStore('kv');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+  }
+  return dbPromise;
+}
+
+async function idbPut(s) {
+  try {
+    const d = await db();
+    await new Promise((resolve, reject) => {
+      const tx = d.transaction('kv', 'readwrite');
+      if (s) tx.objectStore('kv').put(s, KEY); else tx.objectStore('kv').delete(KEY);
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
+  } catch { /* no IndexedDB (some private modes): localStorage alone */ }
+}
+
+// latest reads the session as the last tab to refresh left it.
+async function latest() {
+  try {
+    const d = await db();
+    return await new Promise((resolve, reject) => {
+      const q = d.transaction('kv', 'readonly').objectStore('kv').get(KEY);
+      q.onsuccess = () => resolve(q.result || load()); // empty: a session from before IndexedDB held it
+      q.onerror = () => reject(q.error);
+    });
+  } catch {
+    return load();
+  }
 }
 
 // onSignedOut(fn): fn(message) runs when the session ends (here or in
@@ -45,24 +90,27 @@ export function currentUser() { return session && session.user; }
 export function signedIn() { return !!(session && session.refresh); }
 
 function fromTokens(t, user) {
-  return { access: t.access_token, refresh: t.refresh_token, exp: Date.now() + t.expires_in * 1000, user: t.user || user };
+  return { access: t.access_token, refresh: t.refresh_token, exp: Date.now() + t.expires_in * 1000, ttl: t.expires_in * 1000, user: t.user || user };
 }
+
+// fresh: the token has more than a third of its life, or 20 s, left.
+function fresh(s) { return s.exp - Date.now() > Math.min(20000, (s.ttl || 900000) / 3); }
 
 export async function login(email, password) {
   const t = await call('POST', '/auth/login', { email, password }, false);
-  store(fromTokens(t));
+  await store(fromTokens(t));
   return t.user;
 }
 
 export async function register(name, email, password) {
   const t = await call('POST', '/auth/register', { name, email, password }, false);
-  store(fromTokens(t));
+  await store(fromTokens(t));
   return t.user;
 }
 
 export async function logout() {
   const s = session;
-  store(null);
+  await store(null);
   if (s && s.refresh) {
     try { await call('POST', '/auth/logout', { refresh_token: s.refresh }, false); } catch { /* signed out locally anyway */ }
   }
@@ -72,15 +120,15 @@ export async function logout() {
 // expire (or when force is set, after the server said it expired).
 export async function token(force = false) {
   if (!session) throw new ApiError(401, { code: 'auth.required', message: 'Sign in first.' });
-  if (!force && session.exp - Date.now() > 20000) return session.access;
+  if (!force && fresh(session)) return session.access;
   const stale = session.access;
   const run = async () => {
-    const cur = load(); // another tab may have refreshed while we waited
+    const cur = await latest(); // another tab may have refreshed while we waited
     if (!cur) { signedOut('Your session has ended; sign in again.'); throw new ApiError(401, { code: 'auth.required', message: 'Sign in again.' }); }
-    if (cur.access !== stale && cur.exp - Date.now() > 20000) { session = cur; return cur.access; }
+    if (cur.access !== stale && fresh(cur)) { session = cur; return cur.access; }
     try {
       const t = await call('POST', '/auth/refresh', { refresh_token: cur.refresh }, false);
-      store(fromTokens(t, cur.user));
+      await store(fromTokens(t, cur.user));
       return session.access;
     } catch (e) {
       if (e.status === 401 || e.status === 403) {
