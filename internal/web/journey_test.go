@@ -125,6 +125,7 @@ func TestBrowserGroupChat(t *testing.T) {
 	// offline. After the reconnect nothing is missing or doubled, and Bob's
 	// queued message is stored once.
 	eval[chromedp.Void](bob, `window.aichat.socket.stop()`)
+	bob.waitJS("the reconnecting banner", `!document.getElementById('banner').hidden`)
 	for i := 1; i <= 3; i++ {
 		send(alice, fmt.Sprintf("while you were away %d", i))
 	}
@@ -134,6 +135,7 @@ func TestBrowserGroupChat(t *testing.T) {
 	eval[chromedp.Void](bob, `window.aichat.socket.start()`)
 	waitMessage(bob, "while you were away 3")
 	waitMessage(bob, "queued while offline")
+	bob.waitJS("the banner gone", `document.getElementById('banner').hidden`)
 	waitMessage(alice, "queued while offline")
 	got := bodies(bob)
 	for _, want := range []string{"hello bob", "hi alice", "while you were away 1", "while you were away 2", "while you were away 3", "queued while offline"} {
@@ -205,6 +207,11 @@ func TestBrowserAssistant(t *testing.T) {
 	p.waitJS("Stop hidden after the answer", `document.getElementById('stop').hidden`)
 	p.waitJS("Regenerate on the last answer", `!!document.querySelector('li.msg.assistant:last-child button.regen')`)
 	p.screenshot("desktop-assistant")
+
+	// Regenerate rewrites the last answer in place.
+	up.Enqueue(llmtest.Script{Text: "A second opinion.", TokensPerSecond: 40})
+	p.do(chromedp.Click(chromedp.CSS("li.msg.assistant:last-child button.regen")))
+	p.waitJS("the regenerated answer", `document.querySelectorAll('li.msg.assistant').length === 1 && document.querySelector('li.msg.assistant:not(.streaming) .body') && document.querySelector('li.msg.assistant .body').textContent.trim() === 'A second opinion.'`)
 
 	// 2. Stop keeps the partial text.
 	up.Enqueue(llmtest.Script{Text: strings.Repeat("slow words keep coming ", 60), TokensPerSecond: 20})
