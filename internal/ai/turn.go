@@ -201,29 +201,47 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 		return
 	}
 	defer s.unclaim(t)
-	// The history and the participants are read while the answer row is
-	// written: on either database a read does not wait for a write, and
-	// the model is called as soon as both are done.
-	req := s.prepare(ctx, t, c)
+	// The model is called as soon as its request is built (the history and
+	// the participants are read meanwhile), while the answer row is being
+	// written: the model takes far longer to answer than the insert, and
+	// its deltas wait in the turn until ai_start has gone out. If the row
+	// cannot be written (ai.busy on another instance), the request is
+	// canceled before anything reached the chat.
+	gen := s.generate(gctx, t, c)
 	msg := regen
 	if msg == nil {
 		sent, err := s.opt.Chats.StartAnswer(ctx, userID, c.ID, members, model, client.Provider().Name)
 		if err != nil {
-			<-req.done
+			gcancel(errNotStarted)
+			<-gen.done
 			fail(err)
 			return
 		}
 		msg = sent.Message
 	}
-	t.mu.Lock()
-	t.msg = msg
-	t.mu.Unlock()
 	s.opt.Metrics.Started.Inc()
 	s.opt.Metrics.Active.Inc()
 	defer s.opt.Metrics.Active.Dec()
+	t.mu.Lock()
+	t.msg = msg
+	// Under the turn's lock, so no delta overtakes it.
 	s.opt.Bus.SendChat(c.ID, members, EventStart, startData{ChatID: c.ID, MessageID: msg.ID, Seq: msg.Seq, Model: model, ReplyTo: replyTo})
-	s.generate(gctx, t, req)
+	t.mu.Unlock()
+	if s.opt.Coalesce <= 0 {
+		s.flush(t) // what arrived before the row existed
+	}
+	s.relay(gctx, t, gen.done)
+	<-gen.done
+	s.flush(t)
+	err = gen.err
+	if err != nil && context.Cause(gctx) == errStopped {
+		err = errStopped
+	}
+	s.finish(t, gen.res, err, s.opt.Now().Sub(gen.start))
 }
+
+// errNotStarted cancels a generation whose answer could not be stored.
+var errNotStarted = errors.New("the answer could not be started")
 
 // moderateQuestion refuses a question that matches a blocked pattern or
 // that the provider's moderation flags, before anything is stored.
@@ -306,77 +324,65 @@ func (s *Service) unclaim(t *turn) {
 	}
 }
 
-// generate waits for the request, streams the answer while relaying it,
-// and stores how it ended.
-func (s *Service) generate(ctx context.Context, t *turn, p *prepared) {
-	start := s.opt.Now()
-	<-p.done
-	req, err := p.req, p.err
-	var res *llm.Result
-	if err == nil {
-		rctx, stopRelay := context.WithCancel(ctx)
-		relayDone := make(chan struct{})
-		go func() {
-			defer close(relayDone)
-			s.relay(rctx, t)
-		}()
-		onDelta := t.add
-		if s.opt.Coalesce <= 0 {
-			// No coalescing: each chunk goes out as it arrives.
-			onDelta = func(d string) { t.add(d); s.flush(t) }
-		}
-		res, err = t.client.Stream(ctx, req, onDelta)
-		stopRelay()
-		<-relayDone
-		s.flush(t)
-	}
-	if err != nil && context.Cause(ctx) == errStopped {
-		err = errStopped
-	}
-	s.finish(t, res, err, s.opt.Now().Sub(start))
+// generation is a model call running for a turn.
+type generation struct {
+	done  chan struct{} // closed when res and err are set
+	start time.Time
+	res   *llm.Result
+	err   error
 }
 
-// prepared is an upstream request being built.
-type prepared struct {
-	done chan struct{} // closed when req or err is set
-	req  llm.Request
-	err  error
-}
-
-// prepare reads the history (and the participants, unless c has them) in
-// the background and builds the request from them.
-func (s *Service) prepare(ctx context.Context, t *turn, c *chat.Chat) *prepared {
-	p := &prepared{done: make(chan struct{})}
+// generate builds the request and streams the answer into t in the
+// background. Deltas go out as they arrive when nothing is coalesced
+// (flush does nothing until the answer's row exists).
+func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) *generation {
+	g := &generation{done: make(chan struct{}), start: s.opt.Now()}
 	go func() {
-		defer close(p.done)
-		parts, perr := c.Participants, error(nil)
-		var wg sync.WaitGroup
-		if parts == nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				parts, perr = s.opt.Chats.Participants(ctx, c.ID)
-			}()
-		}
-		// The history is what came before the question, whatever was sent
-		// between the question and this answer.
-		hist, err := s.opt.Chats.Recent(ctx, c.ID, t.question.Seq, c.Settings.Depth)
-		wg.Wait()
-		if err == nil {
-			err = perr
-		}
+		defer close(g.done)
+		req, err := s.request(ctx, t, c)
 		if err != nil {
-			p.err = err
+			g.err = err
 			return
 		}
-		p.req, p.err = s.request(t, c, parts, hist)
+		onDelta := t.add
+		if s.opt.Coalesce <= 0 {
+			onDelta = func(d string) { t.add(d); s.flush(t) }
+		}
+		g.res, g.err = t.client.Stream(ctx, req, onDelta)
 	}()
-	return p
+	return g
 }
 
-// request builds the upstream request from the chat's settings,
+// request reads the history (and the participants, unless c has them)
+// concurrently and builds the upstream request.
+func (s *Service) request(ctx context.Context, t *turn, c *chat.Chat) (llm.Request, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	parts, perr := c.Participants, error(nil)
+	var wg sync.WaitGroup
+	if parts == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts, perr = s.opt.Chats.Participants(ctx, c.ID)
+		}()
+	}
+	// The history is what came before the question, whatever was sent
+	// between the question and this answer.
+	hist, err := s.opt.Chats.Recent(ctx, c.ID, t.question.Seq, c.Settings.Depth)
+	wg.Wait()
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return llm.Request{}, err
+	}
+	return s.build(t, c, parts, hist)
+}
+
+// build makes the upstream request from the chat's settings,
 // participants and history.
-func (s *Service) request(t *turn, c *chat.Chat, parts []chat.Participant, hist []*chat.Message) (llm.Request, error) {
+func (s *Service) build(t *turn, c *chat.Chat, parts []chat.Participant, hist []*chat.Message) (llm.Request, error) {
 	newMsg := t.question
 	names := map[string]string{}
 	in := prompt.Input{SystemRules: s.opt.SystemPrompt, ChatContext: c.Settings.Context, Group: c.Kind == chat.KindGroup,
@@ -417,22 +423,25 @@ func (t *turn) add(delta string) {
 	t.mu.Unlock()
 }
 
-// relay sends pending text as ai_delta every Coalesce (at once when it is
-// zero) and saves the text so far every SaveEvery, until ctx ends.
-func (s *Service) relay(ctx context.Context, t *turn) {
-	every := s.opt.Coalesce
-	if every <= 0 {
-		every = time.Hour // the stream's callback flushes each chunk itself
+// relay sends pending text as ai_delta every Coalesce (the stream's
+// callback does when it is zero) and saves the text so far every
+// SaveEvery, until the generation is done or ctx ends.
+func (s *Service) relay(ctx context.Context, t *turn, done <-chan struct{}) {
+	var tickC <-chan time.Time // none when the stream's callback flushes each chunk
+	if s.opt.Coalesce > 0 {
+		tick := time.NewTicker(s.opt.Coalesce)
+		defer tick.Stop()
+		tickC = tick.C
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
 	save := time.NewTicker(s.opt.SaveEvery)
 	defer save.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-done:
+			return
+		case <-tickC:
 			s.flush(t)
 		case <-save.C:
 			t.mu.Lock()
@@ -453,8 +462,8 @@ func (s *Service) relay(ctx context.Context, t *turn) {
 func (s *Service) flush(t *turn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.pending.Len() == 0 {
-		return
+	if t.pending.Len() == 0 || t.msg == nil {
+		return // nothing new, or the answer's row is not written yet
 	}
 	d := deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Offset: t.sentLen, Delta: t.pending.String()}
 	t.sentLen += t.pending.Len()
