@@ -56,6 +56,8 @@ type Options struct {
 	ProviderModeration bool
 	// Exempt reports users without quotas (admins).
 	Exempt func(ctx context.Context, userID string) bool
+	// OnFlag records a moderation refusal for the moderation queue.
+	OnFlag func(ctx context.Context, f Flag)
 	Now    func() time.Time
 }
 

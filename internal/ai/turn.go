@@ -248,6 +248,7 @@ var errNotStarted = errors.New("the answer could not be started")
 func (s *Service) moderateQuestion(ctx context.Context, t *turn) error {
 	if blocked, what := s.opt.Moderator.Check(t.question.Content); blocked {
 		s.log.Info("ai: message refused by moderation", "chat_id", t.chatID, "matched", what)
+		s.flag(ctx, t, FlagPattern, what)
 		return apperr.New(apperr.CodeAIModerated, "The assistant does not answer messages about this topic.")
 	}
 	if s.flaggedByProvider(ctx, t, t.question.Content) {
@@ -548,6 +549,7 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIFiltered, "filtered"
 		} else if blocked, what := s.opt.Moderator.Check(text); blocked {
 			s.log.Info("ai: answer refused by moderation", "chat_id", t.chatID, "matched", what)
+			s.flag(s.ctx, t, FlagPattern, what)
 			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIModerated, "moderated"
 		} else if s.flaggedByProvider(s.ctx, t, text) {
 			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIModerated, "moderated"
@@ -760,6 +762,7 @@ func (s *Service) flaggedByProvider(ctx context.Context, t *turn, text string) b
 	}
 	if flagged {
 		s.log.Info("ai: text flagged by the provider's moderation", "chat_id", t.chatID, "categories", cats)
+		s.flag(ctx, t, FlagProvider, providerMatched(cats))
 	}
 	return flagged
 }
