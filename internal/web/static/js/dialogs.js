@@ -43,6 +43,7 @@ export class Dialogs {
     try {
       const c = await api.post('/chats', { title: $('new-title').value.trim(), participants });
       this.app.upsertChat(c);
+      this.returnFocus = null; // the new chat's composer takes the focus
       $('new-chat-dialog').close();
       location.hash = `#/chat/${c.id}`;
     } catch (e) {

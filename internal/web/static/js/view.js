@@ -65,7 +65,7 @@ export class ChatView {
       toast(e.message);
       return;
     }
-    if (this.chat !== chat) return;
+    if (this.id !== chat.id) return; // another chat was opened meanwhile (an update may replace the object)
     this.hasMore = page.has_more;
     this.addPage(page.messages.reverse(), false);
     for (const [cid, m] of this.app.socket.pending()) if (m.chat_id === chat.id) this.showPending(cid, m.content);
@@ -301,7 +301,7 @@ export class ChatView {
     const chat = this.chat;
     try {
       const page = await api.get(`/chats/${chat.id}/messages?before=${this.minSeq}&limit=${PAGE}`);
-      if (this.chat !== chat) return;
+      if (this.id !== chat.id) return; // another chat was opened meanwhile (an update may replace the object)
       this.hasMore = page.has_more;
       this.addPage(page.messages.reverse(), true);
     } catch (e) {
