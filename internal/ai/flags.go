@@ -62,3 +62,9 @@ func providerMatched(cats []string) string {
 	}
 	return strings.Join(cats, ",")
 }
+
+// SetFlagRecorder sets Options.OnFlag. Call it before the service answers
+// anything (app.New does, right after building it).
+func (s *Service) SetFlagRecorder(fn func(ctx context.Context, f Flag)) {
+	s.opt.OnFlag = fn
+}

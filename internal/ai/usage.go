@@ -49,15 +49,48 @@ func (s *Service) recordUsage(ctx context.Context, userID, model, provider strin
 	s.opt.Metrics.TokensOut.Add(float64(u.CompletionTokens))
 }
 
+// tokensToday is what counts against the user's daily allowance: the
+// tokens spent today, less those spent before an admin's reset today.
 func (s *Service) tokensToday(ctx context.Context, userID string) (int64, error) {
 	var total int64
-	err := s.opt.DB.WithContext(ctx).Model(&usageRow{}).
-		Select("COALESCE(SUM(prompt_tokens + completion_tokens), 0)").
-		Where("user_id = ? AND day = ?", userID, day(s.opt.Now())).Scan(&total).Error
+	today := day(s.opt.Now())
+	err := s.opt.DB.WithContext(ctx).Raw(`SELECT COALESCE((SELECT SUM(prompt_tokens + completion_tokens)
+			FROM ai_usage WHERE user_id = ? AND day = ?), 0)
+		- COALESCE((SELECT tokens FROM ai_quota_resets WHERE user_id = ? AND day = ?), 0)`,
+		userID, today, userID, today).Scan(&total).Error
 	if err != nil {
 		return 0, fmt.Errorf("usage today: %w", err)
 	}
-	return total, nil
+	return max(total, 0), nil
+}
+
+// Quota is a user's daily allowance as of now.
+type Quota struct {
+	Day   string `json:"day"`   // UTC
+	Used  int64  `json:"used"`  // tokens counted today (after a reset)
+	Limit int64  `json:"limit"` // 0: no limit
+}
+
+// QuotaOf returns what the user has used of today's allowance.
+func (s *Service) QuotaOf(ctx context.Context, userID string) (Quota, error) {
+	used, err := s.tokensToday(ctx, userID)
+	if err != nil {
+		return Quota{}, err
+	}
+	return Quota{Day: day(s.opt.Now()), Used: used, Limit: s.opt.DailyTokens}, nil
+}
+
+// ResetQuota gives the user today's whole allowance again: the tokens
+// spent so far today stop counting. Usage reports keep the real totals.
+func (s *Service) ResetQuota(ctx context.Context, userID string) (Quota, error) {
+	today := day(s.opt.Now())
+	err := s.opt.DB.WithContext(ctx).Exec(`INSERT INTO ai_quota_resets (user_id, day, tokens)
+		VALUES (?, ?, (SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM ai_usage WHERE user_id = ? AND day = ?))
+		ON CONFLICT (user_id, day) DO UPDATE SET tokens = excluded.tokens`, userID, today, userID, today).Error
+	if err != nil {
+		return Quota{}, fmt.Errorf("reset quota: %w", err)
+	}
+	return s.QuotaOf(ctx, userID)
 }
 
 // UsageOf returns a user's usage per day and model for the last days,

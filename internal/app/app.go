@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	adminsvc "github.com/aichat/aichat/internal/admin"
 	"github.com/aichat/aichat/internal/ai"
 	"github.com/aichat/aichat/internal/ai/llm"
 	"github.com/aichat/aichat/internal/auth"
@@ -197,11 +198,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 			a.watchKeyFile(bg, reload)
 		}()
 	}
+	// Moderation refusals go to the admin moderation queue.
+	aiSvc.SetFlagRecorder(adminsvc.FlagRecorder(db, log))
 	webApp, err := web.New(web.Options{HighlightCSS: render.CSS(render.DefaultStyle)})
 	if err != nil {
 		return nil, err
 	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
+		Admin: adminsvc.New(adminsvc.Options{DB: db, Auth: authSvc, Chats: chatSvc, Hub: hub, AI: aiSvc, Broker: broker,
+			Log: log, Version: Version, Now: now}),
 		Render:         render.NewCache(render.New(), 16<<20),
 		Web:            webApp,
 		Log:            log,

@@ -172,6 +172,9 @@ func (s *Service) Login(ctx context.Context, email, password string) (*Session, 
 	if u.Blocked {
 		return nil, apperr.New(apperr.CodeUserBlocked, "This account is blocked.")
 	}
+	if u.Role == RoleBot {
+		return nil, apperr.New(apperr.CodeForbidden, "Bot accounts sign in with an API key, not a password.")
+	}
 	s.clearFailures(ctx, email)
 	if rehash {
 		if h, err := s.opt.Hasher.Hash(password); err == nil {
@@ -232,6 +235,10 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Session, error) {
 		s.revokeFamily(ctx, rt.FamilyID)
 		return nil, apperr.New(apperr.CodeUserBlocked, "This account is blocked.")
 	}
+	if u.Role == RoleBot {
+		s.revokeFamily(ctx, rt.FamilyID)
+		return nil, invalid
+	}
 	return s.newSessionInFamily(ctx, u, rt.FamilyID, rt.FamilyExpiresAt)
 }
 
@@ -273,7 +280,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, e
 	if u.Blocked {
 		return nil, apperr.New(apperr.CodeUserBlocked, "This account is blocked.")
 	}
-	if u.TokenVersion != claims.Version || u.Role != claims.Role {
+	if u.TokenVersion != claims.Version || u.Role != claims.Role || u.Role == RoleBot {
+		// A bot acts only through API keys, whose chats are scoped.
 		return nil, apperr.New(apperr.CodeInvalidToken, "Token was revoked; refresh or sign in again.")
 	}
 	return &Principal{UserID: u.ID, Role: u.Role, Email: u.Email, SessionID: claims.Session,
@@ -298,6 +306,9 @@ func (s *Service) Verify(ctx context.Context, p *Principal) error {
 	}
 	if u.TokenVersion != p.Version {
 		return apperr.New(apperr.CodeInvalidToken, "Token was revoked; refresh or sign in again.")
+	}
+	if p.APIKeyID != "" {
+		return s.verifyKey(ctx, p)
 	}
 	if p.SessionID != "" {
 		var live int64

@@ -55,4 +55,8 @@ type Principal struct {
 	// Expires is when the credential that authenticated this caller stops
 	// being valid (an access token's exp); a socket must not outlive it.
 	Expires time.Time
+	// APIKeyID is the key a bot authenticated with ("" for people); Scope
+	// is the chats that key may act in (see InScope).
+	APIKeyID string
+	Scope    map[string]bool
 }

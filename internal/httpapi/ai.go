@@ -54,21 +54,6 @@ func (s *server) handleMyUsage(c *gin.Context) error {
 	return nil
 }
 
-// handleUsageTotals shows every user's usage per model, for admins and
-// support.
-func (s *server) handleUsageTotals(c *gin.Context) error {
-	days, err := usageDays(c)
-	if err != nil {
-		return err
-	}
-	u, err := s.deps.AI.UsageTotals(c.Request.Context(), days)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, gin.H{"days": days, "usage": u})
-	return nil
-}
-
 func usageDays(c *gin.Context) (int, error) {
 	days := 30
 	if v := c.Query("days"); v != "" {

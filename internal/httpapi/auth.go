@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/aichat/aichat/internal/apperr"
-	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/realtime"
 	"github.com/gin-gonic/gin"
 )
@@ -147,39 +146,6 @@ func (s *server) handleSessionDelete(c *gin.Context) error {
 	}
 	s.deps.Hub.Kick([]string{me(c).UserID}, c.Param("id"), realtime.CloseTokenExpired, "This session was signed out.")
 	c.Status(http.StatusNoContent)
-	return nil
-}
-
-// handleAdminUserGet shows any account to an admin.
-func (s *server) handleAdminUserGet(c *gin.Context) error {
-	u, err := s.auth.User(c.Request.Context(), c.Param("id"))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, u)
-	return nil
-}
-
-// handleAdminUserUpdate changes a user's role or blocks them.
-func (s *server) handleAdminUserUpdate(c *gin.Context) error {
-	var req auth.UserUpdate
-	if err := decode(c, &req); err != nil {
-		return err
-	}
-	if req.Role == nil && req.Blocked == nil {
-		return apperr.Invalid("", "Send role, blocked, or both.")
-	}
-	u, err := s.auth.UpdateUser(c.Request.Context(), c.Param("id"), req)
-	if err != nil {
-		return err
-	}
-	switch {
-	case req.Blocked != nil && *req.Blocked:
-		s.deps.Hub.Kick([]string{u.ID}, "", realtime.ClosePolicy, "This account was blocked.")
-	default:
-		s.deps.Hub.Kick([]string{u.ID}, "", realtime.CloseTokenExpired, "Your account changed; reconnect.")
-	}
-	c.JSON(http.StatusOK, u)
 	return nil
 }
 

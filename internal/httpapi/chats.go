@@ -15,7 +15,7 @@ func (s *server) handleChatList(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"chats": list})
+	c.JSON(http.StatusOK, gin.H{"chats": inScope(me(c), list)})
 	return nil
 }
 

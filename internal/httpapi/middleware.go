@@ -99,7 +99,8 @@ func (s *server) limitBody(c *gin.Context) {
 	c.Next()
 }
 
-// authenticate requires a valid access token in the Authorization header.
+// authenticate requires a valid access token, or a bot's API key, in the
+// Authorization header.
 func (s *server) authenticate(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
@@ -111,12 +112,26 @@ func (s *server) authenticate(c *gin.Context) {
 		s.writeError(c, apperr.New(apperr.CodeInvalidToken, "Authorization header must be: Bearer <access token>."))
 		return
 	}
-	p, err := s.auth.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	var (
+		p   *auth.Principal
+		err error
+	)
+	if auth.IsAPIKey(token) {
+		// A bot's API key: only the routes and chats a key may use.
+		if p, err = s.auth.AuthenticateKey(c.Request.Context(), token); err == nil {
+			err = checkKeyRoute(c, p)
+		}
+	} else {
+		p, err = s.auth.Authenticate(c.Request.Context(), token)
+	}
+	if p != nil {
+		c.Set(ctxPrincipal, p)
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	c.Set(ctxPrincipal, p)
 	c.Next()
 }
 

@@ -52,8 +52,22 @@ func (s *server) routes(r *gin.Engine) {
 	me.GET("/me/usage", s.h(s.handleMyUsage))
 	me.POST("/render", s.h(s.handleRender))
 
+	// Admins only: changes to accounts and keys, and the audit log.
 	admin := api.Group("/admin", s.authenticate, s.requireRole(auth.RoleAdmin))
+	admin.GET("/users", s.h(s.handleAdminUsers))
 	admin.GET("/users/:id", s.h(s.handleAdminUserGet))
 	admin.PATCH("/users/:id", s.h(s.handleAdminUserUpdate))
-	admin.GET("/usage", s.h(s.handleUsageTotals))
+	admin.POST("/users/:id/quota/reset", s.h(s.handleAdminQuotaReset))
+	admin.POST("/bots", s.h(s.handleAdminBotCreate))
+	admin.GET("/bots/:id/keys", s.h(s.handleAdminKeys))
+	admin.POST("/bots/:id/keys", s.h(s.handleAdminKeyIssue))
+	admin.DELETE("/keys/:id", s.h(s.handleAdminKeyRevoke))
+	admin.GET("/audit", s.h(s.handleAdminAudit))
+
+	// Admins and support: read-only views and the moderation queue.
+	staff := api.Group("/admin", s.authenticate, s.requireRole(auth.RoleAdmin, auth.RoleSupport))
+	staff.GET("/usage", s.h(s.handleUsageTotals))
+	staff.GET("/status", s.h(s.handleAdminStatus))
+	staff.GET("/flags", s.h(s.handleAdminFlags))
+	staff.POST("/flags/:id/review", s.h(s.handleAdminFlagReview))
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/aichat/aichat/internal/admin"
 	"github.com/aichat/aichat/internal/ai"
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
@@ -36,6 +37,8 @@ type Deps struct {
 	Render *render.Cache
 	// Web serves the web app (/ and /assets/); nil serves none.
 	Web http.Handler
+	// Admin runs the admin and support actions (/api/v1/admin/...).
+	Admin *admin.Service
 }
 
 type server struct {

@@ -45,7 +45,10 @@ func (s *server) wsPrincipal(r *http.Request) (*auth.Principal, error) {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 			return nil, apperr.New(apperr.CodeInvalidToken, "Authorization header must be: Bearer <access token>.")
 		}
-		return s.auth.Authenticate(ctx, strings.TrimSpace(token))
+		if token = strings.TrimSpace(token); auth.IsAPIKey(token) {
+			return s.auth.AuthenticateKey(ctx, token)
+		}
+		return s.auth.Authenticate(ctx, token)
 	}
 	q := r.URL.Query()
 	if t := q.Get("ticket"); t != "" {
@@ -57,6 +60,9 @@ func (s *server) wsPrincipal(r *http.Request) (*auth.Principal, error) {
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
 		for _, p := range strings.Split(v, ",") {
 			if t, ok := strings.CutPrefix(strings.TrimSpace(p), "bearer."); ok && t != "" {
+				if auth.IsAPIKey(t) {
+					return s.auth.AuthenticateKey(ctx, t)
+				}
 				return s.auth.Authenticate(ctx, t)
 			}
 		}

@@ -96,6 +96,9 @@ func (h *Hub) cmdSend(ctx context.Context, s *Session, in inFrame) error {
 	if err := decodeData(in.Data, &d); err != nil {
 		return err
 	}
+	if err := checkScope(s, d.ChatID); err != nil {
+		return err
+	}
 	sent, err := h.chats.Send(ctx, s.User.UserID, d.ChatID, d.Content, d.ClientID)
 	if err != nil {
 		return err
@@ -115,6 +118,9 @@ type chatRef struct {
 func (h *Hub) cmdTyping(ctx context.Context, s *Session, in inFrame) error {
 	var d chatRef
 	if err := decodeData(in.Data, &d); err != nil {
+		return err
+	}
+	if err := checkScope(s, d.ChatID); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -152,9 +158,15 @@ func (h *Hub) cmdRead(ctx context.Context, s *Session, in inFrame) error {
 	if err := decodeData(in.Data, &d); err != nil {
 		return err
 	}
+	if err := checkScope(s, d.ChatID); err != nil {
+		return err
+	}
 	u, err := h.chats.MarkRead(ctx, s.User.UserID, d.ChatID, d.Seq)
 	if err != nil {
 		return err
+	}
+	if s.User.APIKeyID != "" {
+		u = scopedUnread(s, u)
 	}
 	s.push(item{typ: EventAck, frame: encode(EventAck, in.ID, map[string]any{"unread": u})})
 	return nil
@@ -165,6 +177,9 @@ func (h *Hub) cmdRead(ctx context.Context, s *Session, in inFrame) error {
 func (h *Hub) cmdAIStop(ctx context.Context, s *Session, in inFrame) error {
 	var d chatRef
 	if err := decodeData(in.Data, &d); err != nil {
+		return err
+	}
+	if err := checkScope(s, d.ChatID); err != nil {
 		return err
 	}
 	if h.ai == nil {

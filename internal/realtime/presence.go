@@ -15,6 +15,9 @@ func (h *Hub) hello(s *Session) {
 	if err != nil {
 		h.log.Warn("hello: unread counts", "user_id", uid, "err", err)
 	}
+	if unread != nil && s.User.APIKeyID != "" {
+		unread = scopedUnread(s, unread)
+	}
 	s.mu.Lock()
 	holding := s.holding
 	s.mu.Unlock()

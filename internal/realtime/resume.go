@@ -67,6 +67,10 @@ func (h *Hub) cmdResume(ctx context.Context, s *Session, in inFrame) error {
 		return nil
 	}
 	for chatID, seq := range d.Chats {
+		if !s.User.InScope(chatID) {
+			res.Gone = append(res.Gone, chatID)
+			continue
+		}
 		p := chat.Page{After: seq, Limit: h.opt.ResumeLimit}
 		if seq <= 0 {
 			p = chat.Page{Since: time.Unix(0, 0).UTC(), Limit: h.opt.ResumeLimit}
@@ -87,7 +91,7 @@ func (h *Hub) cmdResume(ctx context.Context, s *Session, in inFrame) error {
 			return err
 		}
 		for _, c := range chats {
-			if _, done := d.Chats[c.ID]; done || !c.LastActivity.After(*d.Since) {
+			if _, done := d.Chats[c.ID]; done || !c.LastActivity.After(*d.Since) || !s.User.InScope(c.ID) {
 				continue
 			}
 			if err := add(c.ID, chat.Page{Since: *d.Since, Limit: h.opt.ResumeLimit}); err != nil {
@@ -100,6 +104,9 @@ func (h *Hub) cmdResume(ctx context.Context, s *Session, in inFrame) error {
 	if err != nil {
 		s.release(nil)
 		return err
+	}
+	if s.User.APIKeyID != "" {
+		u = scopedUnread(s, u)
 	}
 	res.Unread = u
 	h.metrics.Replayed.Add(float64(len(replay)))

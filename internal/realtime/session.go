@@ -65,6 +65,9 @@ type item struct {
 // push queues a frame for the writer. It never blocks: a session whose
 // queue is full is closed as too slow, and the hub moves on.
 func (s *Session) push(it item) {
+	if !s.allows(it) {
+		return // another chat than the API key's
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

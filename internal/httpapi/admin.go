@@ -1,0 +1,245 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/aichat/aichat/internal/admin"
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/auth"
+	"github.com/aichat/aichat/internal/chat"
+	"github.com/gin-gonic/gin"
+)
+
+// The admin API (/api/v1/admin/...). routes.go puts each handler behind
+// requireRole: admin only for anything that changes accounts or keys and
+// for the audit log; admin and support for usage, status and the
+// moderation queue. package admin does the work and writes the audit log.
+
+// page reads ?limit= and ?before=.
+func page(c *gin.Context) (admin.Page, error) {
+	p := admin.Page{Before: c.Query("before")}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return p, apperr.Invalid("limit", "limit must be 1 to %d.", admin.MaxLimit)
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// handleAdminUsers lists and searches users: ?q= (email or name
+// substring), ?role=, ?blocked=true|false, ?limit=, ?before=.
+func (s *server) handleAdminUsers(c *gin.Context) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	q := admin.UserQuery{Q: c.Query("q"), Role: auth.Role(c.Query("role")), Page: p}
+	if v := c.Query("blocked"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return apperr.Invalid("blocked", "blocked must be true or false.")
+		}
+		q.Blocked = &b
+	}
+	out, err := s.deps.Admin.Users(c.Request.Context(), q)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// handleAdminUserGet shows any account with today's quota (and a bot's
+// keys).
+func (s *server) handleAdminUserGet(c *gin.Context) error {
+	u, err := s.deps.Admin.User(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, u)
+	return nil
+}
+
+// handleAdminUserUpdate changes a user's role or blocks them; their sockets
+// close on every instance.
+func (s *server) handleAdminUserUpdate(c *gin.Context) error {
+	var req auth.UserUpdate
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	u, err := s.deps.Admin.UpdateUser(c.Request.Context(), me(c), c.Param("id"), req)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, u)
+	return nil
+}
+
+// handleAdminQuotaReset gives a user today's whole allowance again.
+func (s *server) handleAdminQuotaReset(c *gin.Context) error {
+	q, err := s.deps.Admin.ResetQuota(c.Request.Context(), me(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"quota": q})
+	return nil
+}
+
+type botRequest struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// handleAdminBotCreate creates a bot account.
+func (s *server) handleAdminBotCreate(c *gin.Context) error {
+	var req botRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	u, err := s.deps.Admin.CreateBot(c.Request.Context(), me(c), req.Email, req.Name)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, u)
+	return nil
+}
+
+// handleAdminKeys lists a bot's API keys (never the keys).
+func (s *server) handleAdminKeys(c *gin.Context) error {
+	keys, err := s.deps.Admin.Keys(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"api_keys": keys})
+	return nil
+}
+
+// handleAdminKeyIssue creates an API key; the answer is the only time the
+// key is shown.
+func (s *server) handleAdminKeyIssue(c *gin.Context) error {
+	var req admin.KeyRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	raw, k, err := s.deps.Admin.IssueKey(c.Request.Context(), me(c), c.Param("id"), req)
+	if err != nil {
+		return err
+	}
+	noStore(c)
+	c.JSON(http.StatusCreated, gin.H{"key": raw, "api_key": k})
+	return nil
+}
+
+// handleAdminKeyRevoke revokes an API key; its sockets close.
+func (s *server) handleAdminKeyRevoke(c *gin.Context) error {
+	k, err := s.deps.Admin.RevokeKey(c.Request.Context(), me(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, k)
+	return nil
+}
+
+// handleAdminAudit lists the audit log: ?action=, ?actor=, ?target=,
+// ?limit=, ?before=.
+func (s *server) handleAdminAudit(c *gin.Context) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.deps.Admin.Audit(c.Request.Context(), admin.AuditQuery{Action: c.Query("action"),
+		Actor: c.Query("actor"), Target: c.Query("target"), Page: p})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// handleUsageTotals shows usage per user and model, per model and per day
+// over ?days= (default 30), optionally for ?user=; admins and support.
+func (s *server) handleUsageTotals(c *gin.Context) error {
+	days, err := usageDays(c)
+	if err != nil {
+		return err
+	}
+	rep, err := s.deps.Admin.Usage(c.Request.Context(), days, c.Query("user"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, rep)
+	return nil
+}
+
+// handleAdminStatus shows this instance's health; admins and support.
+func (s *server) handleAdminStatus(c *gin.Context) error {
+	noStore(c)
+	c.JSON(http.StatusOK, s.deps.Admin.Status(c.Request.Context()))
+	return nil
+}
+
+// handleAdminFlags lists the moderation queue: ?status=open|reviewed|all,
+// ?limit=, ?before=.
+func (s *server) handleAdminFlags(c *gin.Context) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.deps.Admin.Flags(c.Request.Context(), admin.FlagQuery{Status: c.Query("status"), Page: p})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// handleAdminFlagReview marks a flag reviewed.
+func (s *server) handleAdminFlagReview(c *gin.Context) error {
+	f, err := s.deps.Admin.ReviewFlag(c.Request.Context(), me(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, f)
+	return nil
+}
+
+// keyRoutes are all an API key may call: a bot reads and writes the chats
+// its key names. Everything else answers 403 to a key, whatever the role.
+var keyRoutes = map[string]bool{
+	"GET /api/v1/me":                  true,
+	"GET /api/v1/chats":               true,
+	"GET /api/v1/chats/:id":           true,
+	"GET /api/v1/chats/:id/messages":  true,
+	"POST /api/v1/chats/:id/messages": true,
+	"POST /api/v1/chats/:id/read":     true,
+}
+
+// checkKeyRoute holds an API key's request to keyRoutes and to its chats:
+// another chat answers chat.notFound, exactly like a chat the bot is not
+// in.
+func checkKeyRoute(c *gin.Context, p *auth.Principal) error {
+	if !keyRoutes[c.Request.Method+" "+c.FullPath()] {
+		return apperr.New(apperr.CodeForbidden, "An API key may only read and post in its chats.")
+	}
+	if id := c.Param("id"); id != "" && !p.InScope(id) {
+		return apperr.New(apperr.CodeChatNotFound, "Chat not found.")
+	}
+	return nil
+}
+
+// inScope keeps the chats an API key may see.
+func inScope(p *auth.Principal, list []*chat.Chat) []*chat.Chat {
+	if p.APIKeyID == "" {
+		return list
+	}
+	out := list[:0:0]
+	for _, ch := range list {
+		if p.InScope(ch.ID) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
