@@ -12,7 +12,6 @@ import (
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/config"
-	"github.com/aichat/aichat/internal/realtime"
 	"github.com/aichat/aichat/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,7 +23,7 @@ const ollamaURL = "http://localhost:11434/v1"
 // service. No provider is not an error: the server runs, and every turn
 // answers ai.notConfigured with what to set.
 func newAI(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger, db *store.DB,
-	chats *chat.Service, users *auth.Service, hub *realtime.Hub, reg prometheus.Registerer) (*ai.Service, error) {
+	chats *chat.Service, users *auth.Service, bus ai.Bus, reg prometheus.Registerer) (*ai.Service, error) {
 	lo := llm.Options{IdleTimeout: cfg.AIIdleTimeout}
 	if opt.LLM != nil {
 		lo = *opt.LLM
@@ -54,7 +53,7 @@ func newAI(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger
 		return nil, err
 	}
 	svc := ai.New(ai.Options{
-		DB: db, Chats: chats, Bus: hub, Log: log, Metrics: ai.NewMetrics(reg), Providers: providers,
+		DB: db, Chats: chats, Bus: bus, Log: log, Metrics: ai.NewMetrics(reg), Providers: providers,
 		DefaultModel: cfg.AIModel, SystemPrompt: cfg.AISystemPrompt, Coalesce: cfg.AICoalesce, SaveEvery: cfg.AISaveEvery,
 		DailyTokens: cfg.AIDailyTokens, MaxConcurrent: int(cfg.AIMaxConcurrent), Moderator: mod,
 		ProviderModeration: cfg.AIOpenAIModerate,

@@ -30,6 +30,7 @@ import (
 	"github.com/aichat/aichat/internal/render"
 	"github.com/aichat/aichat/internal/seal"
 	"github.com/aichat/aichat/internal/secrets"
+	"github.com/aichat/aichat/internal/social"
 	"github.com/aichat/aichat/internal/store"
 	"github.com/aichat/aichat/internal/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,7 @@ type App struct {
 	Broker  realtime.Broker
 	Hub     *realtime.Hub
 	AI      *ai.Service
+	Social  *social.Service
 	Metrics *prometheus.Registry
 	Handler http.Handler
 
@@ -69,6 +71,9 @@ type Options struct {
 	// LLM overrides the AI providers' client options (tests shorten the
 	// idle timeout and retries).
 	LLM *llm.Options
+	// AnswerNotifyDelay is how long after an answer finished its unread
+	// readers get answer_finished (tests shorten it; default 5 s).
+	AnswerNotifyDelay time.Duration
 }
 
 // New builds the app from cfg: opens and migrates the database and builds
@@ -159,18 +164,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	hubOpt.CommandsPerMinute = int(cfg.WSCommandsPerMin)
 	hubOpt.QueueSize = int(cfg.WSQueueSize)
 	hub := realtime.NewHub(hubOpt)
+	socialSvc := social.New(db, sealer, chatSvc, hub, broker, social.Options{Now: now, Log: log, AnswerDelay: opt.AnswerNotifyDelay})
+	chatSvc.SetRelations(socialSvc)
 
-	aiSvc, err := newAI(ctx, cfg, opt, log, db, chatSvc, authSvc, hub, reg)
+	aiSvc, err := newAI(ctx, cfg, opt, log, db, chatSvc, authSvc, answerBus{Bus: hub, finished: socialSvc.AnswerFinished}, reg)
 	if err != nil {
 		hub.Shutdown()
 		db.Close()
 		return nil, err
 	}
-	chatSvc.SetEvents(hub, aiSvc)
+	chatSvc.SetEvents(hub, aiSvc, socialSvc)
 	hub.SetAI(aiSvc)
 
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer,
-		Broker: broker, Hub: hub, AI: aiSvc, Metrics: reg}
+		Broker: broker, Hub: hub, AI: aiSvc, Social: socialSvc, Metrics: reg}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopBackground = stop
 	a.background.Add(2)
@@ -218,6 +225,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		AllowedOrigins: cfg.AllowedOrigins,
+		Social:         socialSvc,
 	})
 	return a, nil
 }
@@ -241,6 +249,7 @@ func (a *App) ready(ctx context.Context) error {
 func (a *App) Close() error {
 	a.Hub.Shutdown()
 	a.AI.Close()
+	a.Social.Close()
 	a.stopBackground()
 	a.background.Wait()
 	if c, ok := a.Broker.(interface{ Close() error }); ok {

@@ -215,6 +215,10 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	for {
 		n, err := a.Chats.Reseal(ctx, *batch)
 		total += n
+		if err == nil {
+			n, err = a.Social.Reseal(ctx, *batch) // notification texts
+			total += n
+		}
 		if err != nil {
 			return fmt.Errorf("re-seal: %w (%d rows done; run again to continue)", err, total)
 		}
@@ -222,6 +226,11 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		if err != nil {
 			return err
 		}
+		more, err := a.Social.Stale(ctx)
+		if err != nil {
+			return err
+		}
+		stale += more
 		if stale == 0 {
 			break
 		}

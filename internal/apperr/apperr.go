@@ -63,6 +63,13 @@ const (
 	CodeAIUpstream         = "ai.upstreamError"
 	CodeAIAuth             = "ai.providerAuth"
 	CodeAIFiltered         = "ai.filtered"
+	// Friends and notifications (package social).
+	CodeChatBlocked          = "chat.blocked"
+	CodeFriendNotFound       = "friend.notFound"
+	CodeFriendRequestMissing = "friend.requestNotFound"
+	CodeAlreadyFriends       = "friend.alreadyFriends"
+	CodeFriendBlocked        = "friend.blocked"
+	CodeNotificationNotFound = "notification.notFound"
 )
 
 // Error is an error with a stable code and a message safe for the client.

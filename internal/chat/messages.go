@@ -40,6 +40,9 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkDirect(ctx, userID, members); err != nil {
+		return nil, err
+	}
 	// No look-up of client_id first: the unique index catches a retry, and
 	// the failed insert rolls back whole, so the common case costs nothing.
 	uid, cid := userID, clientID

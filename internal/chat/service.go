@@ -37,6 +37,7 @@ type Service struct {
 	opt    Options
 	unread *unreadCache
 	events Events
+	rel    Relations // blocks, friends, membership notices (relations.go)
 }
 
 // NewService returns a Service over db, sealing with sealer.
@@ -84,6 +85,9 @@ func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat
 				members = append(members, m)
 			}
 		}
+		if err := s.checkAddable(ctx, ownerID, "participants", members); err != nil {
+			return nil, err
+		}
 	}
 	kind := KindPersonal
 	defaults := s.opt.Defaults
@@ -119,6 +123,13 @@ func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat
 		return nil, err
 	}
 	s.events.ChatChanged(id, memberIDs(c), nil)
+	if len(members) > 0 {
+		added := make([]string, len(members))
+		for i, m := range members {
+			added[i] = m.ID
+		}
+		s.relations().MembersAdded(c, ownerID, added)
+	}
 	return c, nil
 }
 
@@ -289,6 +300,7 @@ func (s *Service) Delete(ctx context.Context, userID, chatID string) ([]string, 
 	ids := memberIDs(c)
 	s.unread.invalidate(ids...)
 	s.events.ChatChanged(chatID, nil, ids)
+	s.relations().MembersRemoved(c, userID, slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == userID }), true)
 	return ids, nil
 }
 
@@ -312,6 +324,9 @@ func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email stri
 	u := users[0]
 	if slices.ContainsFunc(c.Participants, func(p Participant) bool { return p.ID == u.ID }) {
 		return nil, &apperr.Error{Code: apperr.CodeAlreadyMember, Field: "email", Message: "They are already in this chat."}
+	}
+	if err := s.checkAddable(ctx, userID, "email", users); err != nil {
+		return nil, err
 	}
 	now := s.opt.Now()
 	// A newcomer starts with nothing unread: history before they joined is
@@ -341,6 +356,7 @@ func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email stri
 		return nil, err
 	}
 	s.events.ChatChanged(chatID, memberIDs(c), nil)
+	s.relations().MembersAdded(c, userID, []string{u.ID})
 	return c, nil
 }
 
@@ -371,6 +387,9 @@ func (s *Service) RemoveParticipant(ctx context.Context, userID, chatID, memberI
 	s.unread.invalidate(memberID)
 	rest := slices.DeleteFunc(memberIDs(c), func(id string) bool { return id == memberID })
 	s.events.ChatChanged(chatID, rest, []string{memberID})
+	if memberID != userID {
+		s.relations().MembersRemoved(c, userID, []string{memberID}, false)
+	}
 	return nil
 }
 
@@ -420,8 +439,8 @@ func (s *Service) participantsQuery(db *gorm.DB, chatIDs []string) *gorm.DB {
 		Where("chat_members.chat_id IN ?", chatIDs).Order("chat_members.joined_at, users.email")
 }
 
-// Contacts returns the users who share at least one chat with userID:
-// the people who see userID's presence.
+// Contacts returns the users who share at least one chat with userID, and
+// userID's friends: the people who see userID's presence.
 func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error) {
 	var ids []string
 	err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT o.user_id FROM chat_members m
@@ -429,6 +448,22 @@ func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error)
 		WHERE m.user_id = ? AND o.user_id <> ?`, userID, userID).Scan(&ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	// Friends see each other's presence too, chat or no chat.
+	friends, err := s.relations().Friends(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	if len(friends) > 0 {
+		seen := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			seen[id] = true
+		}
+		for _, f := range friends {
+			if !seen[f] {
+				ids = append(ids, f)
+			}
+		}
 	}
 	return ids, nil
 }

@@ -59,6 +59,14 @@ var statusByCode = map[string]int{
 	apperr.CodeAIUpstream:         http.StatusBadGateway,
 	apperr.CodeAIAuth:             http.StatusBadGateway,
 	apperr.CodeAIFiltered:         http.StatusBadGateway,
+
+	// Friends and notifications.
+	apperr.CodeChatBlocked:          http.StatusForbidden,
+	apperr.CodeFriendNotFound:       http.StatusNotFound,
+	apperr.CodeFriendRequestMissing: http.StatusNotFound,
+	apperr.CodeAlreadyFriends:       http.StatusConflict,
+	apperr.CodeFriendBlocked:        http.StatusConflict,
+	apperr.CodeNotificationNotFound: http.StatusNotFound,
 }
 
 // errorBody is the JSON shape of every error answer.

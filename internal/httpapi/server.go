@@ -18,6 +18,7 @@ import (
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/realtime"
 	"github.com/aichat/aichat/internal/render"
+	"github.com/aichat/aichat/internal/social"
 	"github.com/gin-gonic/gin"
 )
 
@@ -33,6 +34,8 @@ type Deps struct {
 	MaxBodyBytes int64
 	// AllowedOrigins may open /ws; empty means the server's own origin.
 	AllowedOrigins []string
+	// Social serves friends, blocks and notifications (social.go).
+	Social *social.Service
 	// Render turns answers into HTML for POST /render.
 	Render *render.Cache
 	// Web serves the web app (/ and /assets/); nil serves none.
