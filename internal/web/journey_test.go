@@ -193,10 +193,9 @@ func TestBrowserAssistant(t *testing.T) {
 
 	// 1. A streamed answer with a code block.
 	answer := "Here is **Go**:\n\n```go\nfunc main() {\n\tprintln(\"hi\")\n}\n```\n\nThat is all."
-	up.Enqueue(llmtest.Script{Text: answer, TokensPerSecond: 40})
+	up.Enqueue(llmtest.Script{Text: answer, TokensPerSecond: 20})
 	send(p, "show me go")
-	p.waitJS("streaming with text", `(() => { const m = document.querySelector('li.msg.assistant.streaming .body'); return m && m.textContent.length > 0; })()`)
-	p.waitJS("Stop shown while streaming", `!document.getElementById('stop').hidden`)
+	p.waitJS("streaming with text and Stop shown", `(() => { const m = document.querySelector('li.msg.assistant.streaming .body'); return m && m.textContent.length > 0 && !document.getElementById('stop').hidden; })()`)
 	p.waitJS("the answer complete", `(() => { const m = document.querySelector('li.msg.assistant:not(.streaming)'); return m && m.querySelector('pre.chroma code.language-go') && m.querySelector('strong'); })()`)
 	if got := eval[string](p, `document.querySelector('li.msg.assistant .body pre code').textContent`); !strings.Contains(got, "println(\"hi\")") {
 		t.Fatalf("code block = %q", got)

@@ -167,5 +167,6 @@ export const api = {
   get: (p) => call('GET', p),
   post: (p, b = {}) => call('POST', p, b),
   patch: (p, b) => call('PATCH', p, b),
+  put: (p, b = {}) => call('PUT', p, b),
   del: (p) => call('DELETE', p),
 };

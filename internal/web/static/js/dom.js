@@ -27,6 +27,7 @@ export function toast(message, ms = 5000) {
   const t = h('div.toast', { text: message });
   $('toasts').append(t);
   setTimeout(() => t.remove(), ms);
+  return t;
 }
 
 export function showError(el, err) {

@@ -6,6 +6,8 @@ import { Socket } from './socket.js';
 import { Streams } from './stream.js';
 import { ChatView } from './view.js';
 import { Dialogs } from './dialogs.js';
+import { Social } from './social.js';
+import { Admin } from './admin.js';
 
 class App {
   constructor() {
@@ -18,6 +20,8 @@ class App {
     this.socket = new Socket();
     this.view = new ChatView(this);
     this.dialogs = new Dialogs(this);
+    this.social = new Social(this);
+    this.admin = new Admin(this);
     this.bannerTimer = 0;
     this.wireSocket();
     addEventListener('hashchange', () => this.route());
@@ -47,6 +51,8 @@ class App {
     this.renderList();
     this.socket.start();
     this.route();
+    $('open-admin').hidden = !['admin', 'support'].includes(this.me.role);
+    this.social.start();
   }
 
   async signOut(message) {
@@ -57,6 +63,7 @@ class App {
     this.view.close();
     this.chats.clear();
     this.online.clear();
+    this.social.stop();
     this.me = null;
     location.hash = '';
     showAuth(message);
@@ -65,6 +72,16 @@ class App {
   // ---------------------------------------------------------------- routing
 
   route() {
+    const staff = this.me && ['admin', 'support'].includes(this.me.role);
+    const adminView = location.hash === '#/admin' && staff;
+    $('app').classList.toggle('show-admin', adminView);
+    if (adminView) {
+      if (this.view.chat) this.view.close();
+      this.admin.open();
+      this.renderList();
+      return;
+    }
+    this.admin.close();
     const m = location.hash.match(/^#\/chat\/([\w-]+)$/);
     const chat = m && this.chats.get(m[1]);
     $('app').classList.toggle('show-chat', !!chat);
@@ -157,6 +174,13 @@ class App {
     on('hello', (d) => { if (d.unread) this.setUnread(d.unread); });
     on('resumed', (d) => {
       if (d.unread) this.setUnread(d.unread);
+      // A role change closes the socket; the refreshed session names the new role.
+      const me = currentUser();
+      if (me && this.me && me.id === this.me.id && me.role !== this.me.role) {
+        this.me = me;
+        $('open-admin').hidden = !['admin', 'support'].includes(me.role);
+        this.route();
+      }
       for (const id of d.gone || []) this.removeChat(id);
       if (this.view.id && (d.truncated || []).includes(this.view.id)) this.view.open(this.chats.get(this.view.id));
     });
@@ -189,7 +213,11 @@ class App {
       if (d.online) this.online.add(d.user_id); else this.online.delete(d.user_id);
       this.view.header();
       this.dialogs.refreshMembers();
+      this.social.presenceChanged();
     });
+    on('notification', (n) => this.social.onNotification(n));
+    on('notifications_unread', (d) => this.social.setUnread(d.unread));
+    on('friends_updated', () => this.social.loadFriends().catch(() => {}));
     on('typing', (d) => this.setTyping(d));
     on('chat_updated', (d) => this.reloadChat(d.chat_id));
     on('chat_removed', (d) => this.removeChat(d.chat_id));
