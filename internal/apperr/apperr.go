@@ -70,6 +70,7 @@ const (
 	CodeAlreadyFriends       = "friend.alreadyFriends"
 	CodeFriendBlocked        = "friend.blocked"
 	CodeNotificationNotFound = "notification.notFound"
+	CodeInvitationNotFound   = "invitation.notFound"
 )
 
 // Error is an error with a stable code and a message safe for the client.

@@ -24,6 +24,9 @@ type Relations interface {
 	// MembersRemoved: by removed these users from c, or deleted c (then
 	// removed is every other member). Must not block.
 	MembersRemoved(c *Chat, by string, removed []string, deleted bool)
+	// Invited: by invited userID to c (a chat that asks newcomers to
+	// accept); invitationID names the invitation. Must not block.
+	Invited(c *Chat, by, userID, invitationID string)
 }
 
 // SetRelations sets who answers questions about blocks and friends, and
@@ -45,6 +48,7 @@ func (noRelations) Blocks(context.Context, string, []string) ([]string, []string
 func (noRelations) Friends(context.Context, string) ([]string, error) { return nil, nil }
 func (noRelations) MembersAdded(*Chat, string, []string)              {}
 func (noRelations) MembersRemoved(*Chat, string, []string, bool)      {}
+func (noRelations) Invited(*Chat, string, string, string)             {}
 
 // checkAddable refuses to put people who blocked userID into a chat with
 // them (chat.blocked).

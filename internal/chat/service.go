@@ -110,8 +110,10 @@ func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat
 			return err
 		}
 		rows := []memberRow{{ChatID: id, UserID: ownerID, Role: RoleOwner, JoinedAt: now}}
-		for _, m := range members {
-			rows = append(rows, memberRow{ChatID: id, UserID: m.ID, Role: RoleMember, JoinedAt: now})
+		if !settings.RequireAcceptance {
+			for _, m := range members {
+				rows = append(rows, memberRow{ChatID: id, UserID: m.ID, Role: RoleMember, JoinedAt: now})
+			}
 		}
 		return tx.Create(&rows).Error
 	})
@@ -123,6 +125,15 @@ func (s *Service) Create(ctx context.Context, ownerID string, in NewChat) (*Chat
 		return nil, err
 	}
 	s.events.ChatChanged(id, memberIDs(c), nil)
+	if settings.RequireAcceptance {
+		// The people named are invited: they join when they accept.
+		for _, m := range members {
+			if _, err := s.invite(ctx, c, ownerID, m); err != nil {
+				return nil, err
+			}
+		}
+		return c, nil
+	}
 	if len(members) > 0 {
 		added := make([]string, len(members))
 		for i, m := range members {
@@ -306,58 +317,47 @@ func (s *Service) Delete(ctx context.Context, userID, chatID string) ([]string, 
 
 // AddParticipant adds the user with the given email; only the owner may.
 // A personal chat becomes a group chat.
-func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email string) (*Chat, error) {
+func (s *Service) AddParticipant(ctx context.Context, userID, chatID, email string) (*Chat, *Invitation, error) {
 	c, err := s.Get(ctx, userID, chatID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c.OwnerID != userID {
-		return nil, apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can add participants.")
+		return nil, nil, apperr.New(apperr.CodeChatForbidden, "Only the chat's owner can add participants.")
 	}
 	if len(c.Participants) >= MaxParticipants+1 {
-		return nil, apperr.Invalid("email", "A chat has at most %d participants.", MaxParticipants)
+		return nil, nil, apperr.Invalid("email", "A chat has at most %d participants.", MaxParticipants)
 	}
 	users, err := s.usersByEmail(ctx, "email", []string{email})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	u := users[0]
 	if slices.ContainsFunc(c.Participants, func(p Participant) bool { return p.ID == u.ID }) {
-		return nil, &apperr.Error{Code: apperr.CodeAlreadyMember, Field: "email", Message: "They are already in this chat."}
+		return nil, nil, &apperr.Error{Code: apperr.CodeAlreadyMember, Field: "email", Message: "They are already in this chat."}
 	}
 	if err := s.checkAddable(ctx, userID, "email", users); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	now := s.opt.Now()
-	// A newcomer starts with nothing unread: history before they joined is
-	// visible but not counted. The chat row is updated (and so locked)
-	// first, so a concurrent send either lands before the newcomer's read
-	// mark or counts them as unread, never neither.
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var last []int64
-		if err := tx.Raw("UPDATE chats SET kind = ?, updated_at = ? WHERE id = ? RETURNING last_seq", KindGroup, now, chatID).
-			Scan(&last).Error; err != nil {
-			return err
-		}
-		if len(last) == 0 {
-			return notFound()
-		}
-		return tx.Create(&memberRow{ChatID: chatID, UserID: u.ID, Role: RoleMember, JoinedAt: now, LastReadSeq: last[0]}).Error
-	})
+	if c.Settings.RequireAcceptance {
+		inv, err := s.invite(ctx, c, userID, u)
+		return c, inv, err
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.join(tx, chatID, u.ID) })
 	if err != nil {
 		if store.IsUniqueViolation(err) {
-			return nil, &apperr.Error{Code: apperr.CodeAlreadyMember, Field: "email", Message: "They are already in this chat."}
+			return nil, nil, &apperr.Error{Code: apperr.CodeAlreadyMember, Field: "email", Message: "They are already in this chat."}
 		}
-		return nil, fmt.Errorf("add participant: %w", err)
+		return nil, nil, fmt.Errorf("add participant: %w", err)
 	}
 	s.unread.invalidate(u.ID)
 	c, err = s.Get(ctx, userID, chatID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.events.ChatChanged(chatID, memberIDs(c), nil)
 	s.relations().MembersAdded(c, userID, []string{u.ID})
-	return c, nil
+	return c, nil, nil
 }
 
 // RemoveParticipant takes a member out of a chat: the owner may remove

@@ -51,6 +51,9 @@ type Settings struct {
 	MaxTokens   int      `json:"max_tokens"` // 0: the provider's default
 	Stop        []string `json:"stop"`
 	AIMode      string   `json:"ai_mode"`
+	// RequireAcceptance: people added to the chat are invited and join
+	// only when they accept.
+	RequireAcceptance bool `json:"require_acceptance"`
 }
 
 // SettingsPatch changes some settings; nil fields stay as they are.
@@ -63,6 +66,8 @@ type SettingsPatch struct {
 	MaxTokens   *int      `json:"max_tokens"`
 	Stop        *[]string `json:"stop"`
 	AIMode      *string   `json:"ai_mode"`
+	// RequireAcceptance: see Settings.
+	RequireAcceptance *bool `json:"require_acceptance"`
 }
 
 // Apply returns s with p's fields applied.
@@ -93,6 +98,9 @@ func (p *SettingsPatch) Apply(s Settings) Settings {
 	}
 	if p.AIMode != nil {
 		s.AIMode = *p.AIMode
+	}
+	if p.RequireAcceptance != nil {
+		s.RequireAcceptance = *p.RequireAcceptance
 	}
 	return s
 }

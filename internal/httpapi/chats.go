@@ -82,11 +82,64 @@ func (s *server) handleParticipantAdd(c *gin.Context) error {
 	if req.Email == "" {
 		return apperr.Invalid("email", "email is required.")
 	}
-	ch, err := s.chats.AddParticipant(c.Request.Context(), me(c).UserID, c.Param("id"), req.Email)
+	ch, inv, err := s.chats.AddParticipant(c.Request.Context(), me(c).UserID, c.Param("id"), req.Email)
+	if err != nil {
+		return err
+	}
+	if inv != nil {
+		// The chat asks newcomers to accept: they are invited, not added.
+		c.JSON(http.StatusAccepted, gin.H{"invitation": inv})
+		return nil
+	}
+	c.JSON(http.StatusOK, ch)
+	return nil
+}
+
+// handleChatInvitations lists who is invited to a chat (any member).
+func (s *server) handleChatInvitations(c *gin.Context) error {
+	list, err := s.chats.ChatInvitations(c.Request.Context(), me(c).UserID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"invitations": list})
+	return nil
+}
+
+// handleChatInvitationCancel withdraws an invitation (the chat's owner).
+func (s *server) handleChatInvitationCancel(c *gin.Context) error {
+	if err := s.chats.CancelInvitation(c.Request.Context(), me(c).UserID, c.Param("id"), c.Param("inv")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// handleInvitations lists the invitations waiting for the caller.
+func (s *server) handleInvitations(c *gin.Context) error {
+	list, err := s.chats.Invitations(c.Request.Context(), me(c).UserID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"invitations": list})
+	return nil
+}
+
+// handleInvitationAccept joins the chat; it answers the chat.
+func (s *server) handleInvitationAccept(c *gin.Context) error {
+	ch, err := s.chats.AcceptInvitation(c.Request.Context(), me(c).UserID, c.Param("id"))
 	if err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, ch)
+	return nil
+}
+
+// handleInvitationDecline drops an invitation the caller received.
+func (s *server) handleInvitationDecline(c *gin.Context) error {
+	if err := s.chats.DeclineInvitation(c.Request.Context(), me(c).UserID, c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
 	return nil
 }
 

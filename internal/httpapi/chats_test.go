@@ -550,6 +550,8 @@ func TestChatsIsolation(t *testing.T) {
 			{"DELETE /api/v1/chats/:id/participants/:user", "/participants/" + bob.User.ID, nil},
 			{"POST /api/v1/chats/:id/ai/stop", "/ai/stop", nil},
 			{"POST /api/v1/chats/:id/messages/:seq/regenerate", "/messages/2/regenerate", nil},
+			{"GET /api/v1/chats/:id/invitations", "/invitations", nil},
+			{"DELETE /api/v1/chats/:id/invitations/:inv", "/invitations/" + uuid.NewString(), nil},
 		}
 		// Every route under /chats/:id has a probe; a new route without one
 		// fails here rather than going unchecked.

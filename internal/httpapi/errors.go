@@ -61,6 +61,7 @@ var statusByCode = map[string]int{
 	apperr.CodeAIFiltered:         http.StatusBadGateway,
 
 	// Friends and notifications.
+	apperr.CodeInvitationNotFound:   http.StatusNotFound,
 	apperr.CodeChatBlocked:          http.StatusForbidden,
 	apperr.CodeFriendNotFound:       http.StatusNotFound,
 	apperr.CodeFriendRequestMissing: http.StatusNotFound,

@@ -22,6 +22,7 @@ const (
 	KindChatRemoved    = "chat_removed"
 	KindMention        = "mention"
 	KindAnswerFinished = "answer_finished"
+	KindChatInvite     = "chat_invite"
 )
 
 // Subject types: what a notification is about.
@@ -29,6 +30,7 @@ const (
 	SubjectChat    = "chat"
 	SubjectRequest = "friend_request"
 	SubjectUser    = "user"
+	SubjectInvite  = "invitation"
 )
 
 // Page sizes of GET /notifications.
@@ -315,6 +317,21 @@ func (s *Service) MembersAdded(c *chat.Chat, by string, added []string) {
 			}
 		}
 		return nil
+	})
+}
+
+// Invited implements chat.Relations: the invitee gets chat_invite, whose
+// subject is the invitation (accept or decline it from there).
+func (s *Service) Invited(c *chat.Chat, by, userID, invitationID string) {
+	title := c.Title
+	s.background("notify chat invite", func(ctx context.Context) error {
+		actor, err := s.user(ctx, by)
+		if err != nil || actor == nil {
+			return err
+		}
+		p := actor.person()
+		return s.notify(ctx, note{user: userID, kind: KindChatInvite, actor: &p, subjectType: SubjectInvite,
+			subjectID: invitationID, text: p.Email + " invited you to " + title})
 	})
 }
 

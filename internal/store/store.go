@@ -144,6 +144,9 @@ func (db *DB) Close() error {
 // IsUniqueViolation reports whether err is a unique-constraint violation on
 // either engine.
 func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return true
 	}
