@@ -59,6 +59,25 @@ func TestBrowserFriendsAndBell(t *testing.T) {
 	lena.do(chromedp.Click(chromedp.ID("notifications-read-all")))
 	lena.waitJS("the bell cleared", `document.getElementById('bell-count').hidden && !document.querySelector('#notification-list li.unread')`)
 	lena.screenshot("desktop-notifications")
+	lena.do(chromedp.Click(chromedp.ID("notifications-close")))
+
+	// Invitations: Lena's new chat asks newcomers to accept; adding Mark
+	// invites him; both sides see it pending; he joins from the sidebar.
+	lena.do(chromedp.Click(chromedp.ID("new-chat")), chromedp.WaitVisible(chromedp.ID("new-chat-dialog")),
+		chromedp.SendKeys(chromedp.ID("new-title"), "Book club"),
+		chromedp.Click(chromedp.CSS("#new-chat-form button[type=submit]")))
+	lena.waitJS("Book club open", `document.getElementById('chat-title').textContent === 'Book club'`)
+	lena.do(chromedp.Click(chromedp.ID("open-settings")), chromedp.WaitVisible(chromedp.ID("settings-dialog")),
+		chromedp.Click(chromedp.ID("set-require_acceptance")), chromedp.Click(chromedp.ID("settings-save")))
+	lena.waitJS("settings saved", `!document.getElementById('settings-dialog').open && window.aichat.view.chat.settings.require_acceptance === true`)
+	lena.do(chromedp.Click(chromedp.ID("open-members")), chromedp.WaitVisible(chromedp.ID("members-dialog")),
+		chromedp.SendKeys(chromedp.ID("add-member-email"), "mark@example.com"), chromedp.Click(chromedp.CSS("#add-member-form button")))
+	lena.waitJS("the invitation pending for Lena", `!document.getElementById('members-notice').hidden && [...document.querySelectorAll('#pending-list .n')].some(n => n.title === 'mark@example.com') && window.aichat.view.chat.participants.length === 1`)
+	lena.do(chromedp.Click(chromedp.ID("members-close")))
+	mark.waitJS("the invitation in Mark's sidebar", `!document.getElementById('invitations').hidden && document.getElementById('invitation-list').textContent.includes('lena@example.com invited you to Book club')`)
+	mark.do(chromedp.Click(chromedp.CSS("#invitation-list button.accept")))
+	mark.waitJS("Mark in Book club", `document.getElementById('chat-title').textContent === 'Book club' && document.getElementById('invitations').hidden`)
+	lena.waitJS("Mark joined for Lena", `window.aichat.view.chat.participants.length === 2`)
 	for _, p := range []*page{lena, mark} {
 		if probs := p.consoleProblems(); len(probs) > 0 {
 			t.Errorf("%s: console errors: %q", p.name, probs)

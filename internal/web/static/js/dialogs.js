@@ -61,6 +61,8 @@ export class Dialogs {
     showError($('settings-error'), null);
     $('set-title').value = c.title || '';
     const st = c.settings;
+    $('set-require_acceptance').checked = !!st.require_acceptance;
+    $('set-require_acceptance').disabled = !owner;
     for (const f of FIELDS) {
       const el = $('set-' + f);
       el.disabled = !owner;
@@ -101,6 +103,7 @@ export class Dialogs {
         context: $('set-context').value,
         max_tokens: num('set-max_tokens'),
         stop: $('set-stop').value.split('\n').map((s) => s.trim()).filter(Boolean),
+        require_acceptance: $('set-require_acceptance').checked,
       };
     }
     if (!body.title && !body.settings) { $('settings-dialog').close(); return; }
@@ -123,6 +126,7 @@ export class Dialogs {
   openMembers() {
     if (!this.app.view.chat) return;
     showError($('members-error'), null);
+    $('members-notice').hidden = true;
     $('add-member-email').value = '';
     this.refreshMembers();
     this.show('members-dialog');
@@ -143,6 +147,20 @@ export class Dialogs {
         owner && !me ? h('button', { type: 'button', text: 'Remove', onclick: () => this.remove(p) }) : null);
     });
     $('member-list').replaceChildren(...items);
+    this.refreshPending(c, owner);
+  }
+
+  // refreshPending lists who is invited and has not joined yet.
+  async refreshPending(c, owner) {
+    let list = [];
+    try { list = (await api.get(`/chats/${c.id}/invitations`)).invitations; } catch { /* shown as none */ }
+    if (this.app.view.chat !== c) return;
+    $('pending-title').hidden = list.length === 0;
+    $('pending-list').replaceChildren(...list.map((inv) => h('li', { dataset: { invitationId: inv.id } },
+      h('span.n', { text: inv.user.name || inv.user.email, title: inv.user.email }),
+      owner ? h('button', { type: 'button', text: 'Withdraw', onclick: async () => {
+        try { await api.del(`/chats/${c.id}/invitations/${inv.id}`); this.refreshPending(c, owner); } catch (e) { showError($('members-error'), e); }
+      } }) : null)));
   }
 
   async addMember() {
@@ -150,9 +168,12 @@ export class Dialogs {
     const email = $('add-member-email').value.trim();
     if (!c || !email) return;
     try {
-      this.app.upsertChat(await api.post(`/chats/${c.id}/participants`, { email }));
+      const r = await api.post(`/chats/${c.id}/participants`, { email });
       $('add-member-email').value = '';
       showError($('members-error'), null);
+      $('members-notice').hidden = !r.invitation;
+      if (r.invitation) $('members-notice').textContent = `${email} is invited; they join when they accept.`;
+      else this.app.upsertChat(r);
       this.refreshMembers();
     } catch (e) {
       showError($('members-error'), e);

@@ -19,7 +19,29 @@ export class Social {
   }
 
   async start() {
-    await Promise.all([this.loadFriends().catch(() => {}), this.loadNotifications(false).catch(() => {})]);
+    await Promise.all([this.loadFriends().catch(() => {}), this.loadNotifications(false).catch(() => {}),
+      this.loadInvitations().catch(() => {})]);
+  }
+
+  // ---------------------------------------------------------------- invitations
+
+  async loadInvitations() {
+    const { invitations } = await api.get('/invitations');
+    $('invitations').hidden = invitations.length === 0;
+    $('invitation-list').replaceChildren(...invitations.map((inv) => h('li', { dataset: { invitationId: inv.id } },
+      h('span.n', { text: `${inv.invited_by ? inv.invited_by.email : 'Someone'} invited you to ${inv.chat_title || 'a chat'}` }),
+      h('button.accept', { type: 'button', text: 'Join', onclick: async () => {
+        try {
+          const c = await api.post(`/invitations/${inv.id}/accept`);
+          this.app.upsertChat(c);
+          location.hash = `#/chat/${c.id}`;
+        } catch (e) { toast(e.message); }
+        this.loadInvitations().catch(() => {});
+      } }),
+      h('button', { type: 'button', text: 'Decline', onclick: async () => {
+        try { await api.post(`/invitations/${inv.id}/decline`); } catch (e) { toast(e.message); }
+        this.loadInvitations().catch(() => {});
+      } }))));
   }
 
   stop() {
@@ -153,6 +175,7 @@ export class Social {
     this.renderNotifications();
     $('notifications-dialog').close();
     if (n.subject && n.subject.type === 'chat' && this.app.chats.has(n.subject.id)) location.hash = `#/chat/${n.subject.id}`;
+    else if (n.kind === 'chat_invite') { this.loadInvitations().catch(() => {}); $('invitations').scrollIntoView(); }
     else if (n.kind === 'friend_request' || n.kind === 'friend_accepted') this.openFriends();
   }
 
@@ -177,5 +200,6 @@ export class Social {
       t.addEventListener('click', () => { t.remove(); this.open(n); });
     }
     if (n.kind === 'friend_request' || n.kind === 'friend_accepted') this.loadFriends().catch(() => {});
+    if (n.kind === 'chat_invite') this.loadInvitations().catch(() => {});
   }
 }
