@@ -17,6 +17,7 @@ export class ChatView {
     this.dirty = new Set();
     this.frame = 0;
     this.stick = true;
+    this.lastTop = 0;
     this.minSeq = 0;
     this.maxSeq = 0;
     this.hasMore = false;
@@ -144,6 +145,7 @@ export class ChatView {
     if (have) {
       have.msg = m;
       this.fill(have);
+      this.schedule(null, true);
       return;
     }
     if (this.maxSeq && m.seq > this.maxSeq + 1 && !quiet) this.fillGap(this.maxSeq);
@@ -284,12 +286,19 @@ export class ChatView {
 
   scrollToBottom() {
     this.box.scrollTop = this.box.scrollHeight;
+    this.lastTop = this.box.scrollTop;
     this.stick = true;
     $('new-pill').hidden = true;
   }
 
   onScroll() {
-    this.stick = this.atBottom();
+    // Unstick only when the reader moved up. A scroll event can arrive
+    // after our own scroll to the bottom and after the content grew again,
+    // when the view is no longer at the bottom though nobody scrolled.
+    const top = this.box.scrollTop;
+    if (this.atBottom()) this.stick = true;
+    else if (top < this.lastTop - 1) this.stick = false;
+    this.lastTop = top;
     if (this.stick) { $('new-pill').hidden = true; this.markRead(); }
     if (this.box.scrollTop < 400) this.loadOlder();
   }
