@@ -23,7 +23,7 @@ type Answer struct {
 }
 
 // StartAnswer stores an empty assistant message with status streaming and
-// the chat's next seq; every member but requestedBy counts it as unread.
+// the chat's next seq; every member counts it as unread.
 // The streaming row is the chat's generation lock on every instance: while
 // one exists, a second start is ai.busy. members are the chat's members as
 // the caller just read them (the question's Send did); nil reads them and
@@ -38,8 +38,10 @@ func (s *Service) StartAnswer(ctx context.Context, requestedBy, chatID string, m
 	req, mdl, prov := requestedBy, model, provider
 	row := messageRow{ID: newID(), ChatID: chatID, AuthorKind: AuthorAssistant, Status: StatusStreaming,
 		CreatedAt: s.opt.Now(), RequestedBy: &req, Model: &mdl, Provider: &prov}
-	// The requester watches the answer arrive: it is not unread for them.
-	unread, _, err := s.insert(ctx, &row, "", requestedBy, members)
+	// Unread for every member, the requester too: a client showing the
+	// chat marks it read as the answer arrives, and one looking elsewhere
+	// keeps the badge (and the answer_finished notification) until then.
+	unread, _, err := s.insert(ctx, &row, "", "", members)
 	if err != nil {
 		if store.IsUniqueViolation(err) {
 			return nil, errBusy()

@@ -460,35 +460,23 @@ func continues(rest string) bool {
 
 // AnswerFinished is told that an assistant answer with this seq finished
 // in a chat with these members; after AnswerDelay, every member who has
-// not read it (the web app marks a chat read while it is on screen) gets
-// answer_finished, unless an unread one for that chat is already waiting.
-// The member who asked never has their own answer unread (package chat
-// moves their read mark with it), so they are told only if no socket of
-// theirs is open anywhere: they closed the app while it was answering.
-// Read marks and presence are shared, so this works whichever instance the
-// members' sockets are on.
+// not read it gets answer_finished, unless an unread one for that chat is
+// already waiting. The web app marks a chat read while it is on screen, so
+// "not read" means "not looking at it" — including the member who asked,
+// whose read mark the answer does not move. Read marks are shared, so this
+// works whichever instance the members' sockets are on.
 func (s *Service) AnswerFinished(chatID string, seq int64, members []string) {
 	members = slices.Clone(members)
 	s.after(s.opt.AnswerDelay, "notify answer", func(ctx context.Context) error {
-		users, err := s.chats.UnreadBelow(ctx, chatID, seq)
+		unread, err := s.chats.UnreadBelow(ctx, chatID, seq)
 		if err != nil {
 			return err
 		}
-		var seen []string
-		for _, m := range members {
-			if !slices.Contains(users, m) {
-				seen = append(seen, m)
-			}
-		}
-		if len(seen) > 0 {
-			online, err := s.presence.AreOnline(ctx, seen)
-			if err != nil {
-				return err
-			}
-			for _, m := range seen {
-				if !online[m] {
-					users = append(users, m)
-				}
+		// Only those who were members when it finished.
+		var users []string
+		for _, m := range unread {
+			if slices.Contains(members, m) {
+				users = append(users, m)
 			}
 		}
 		if len(users) == 0 {

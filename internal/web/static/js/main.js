@@ -120,8 +120,10 @@ class App {
   renderList() {
     const list = [...this.chats.values()].sort((a, b) =>
       (b.last_activity_at || b.created_at).localeCompare(a.last_activity_at || a.created_at));
+    const watching = (id) => this.view.id === id && this.view.stick && document.visibilityState === 'visible';
     const items = list.map((c) => {
-      const n = this.unreadOf(c.id);
+      // The open chat, read to the end on screen, is marked read in a moment.
+      const n = watching(c.id) ? 0 : this.unreadOf(c.id);
       const last = c.last_message;
       const preview = last ? (last.author_kind === 'assistant' ? 'Assistant: ' : last.author === this.me.id ? 'You: ' : '') + last.content.slice(0, 120) : 'No messages yet';
       return h('li', {}, h('a', {
