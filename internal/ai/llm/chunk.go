@@ -64,14 +64,21 @@ func (ch *chunk) decode(data []byte) error {
 // scan decodes data as encoding/json would into ch, or reports false
 // (leaving ch partly set) for anything unusual: escapes in keys, keys
 // that differ from ours only in case (encoding/json matches them), a
-// value of another type, invalid JSON.
+// repeated "choices", a value of another type, invalid JSON.
 func (ch *chunk) scan(data []byte) bool {
 	s := scanner{b: data}
+	choicesSeen := false
 	ok := s.object(func(key []byte) bool {
 		switch {
 		case string(key) == "model":
 			return s.stringOrNull(&ch.Model)
 		case string(key) == "choices":
+			if choicesSeen {
+				// A repeated array decodes into the elements already
+				// there in encoding/json; leave that oddity to it.
+				return false
+			}
+			choicesSeen = true
 			return s.choices(ch)
 		case string(key) == "usage":
 			return s.usage(ch)
