@@ -33,6 +33,10 @@ Usage:
                                  add a new current encryption key and re-seal
                                  every stored text with it, in batches, while
                                  servers keep running
+  aichat healthcheck [--addr A | --url U]
+                                 exit 0 when GET /healthz on the local
+                                 server answers 200 (for container images
+                                 without curl)
   aichat version                 print the version
 
 Flags: --addr, --data, --database-url, --redis-url (each mirrors its
@@ -59,6 +63,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return admin(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return keys(ctx, args, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "aichat %s (%s)\n", Version, runtime.Version())
 		return nil
