@@ -2,7 +2,9 @@ package chat
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aichat/aichat/internal/apperr"
@@ -41,7 +43,7 @@ func (s *Service) StartAnswer(ctx context.Context, requestedBy, chatID string, m
 	// Unread for every member, the requester too: a client showing the
 	// chat marks it read as the answer arrives, and one looking elsewhere
 	// keeps the badge (and the answer_finished notification) until then.
-	unread, _, err := s.insert(ctx, &row, "", "", members)
+	unread, _, _, err := s.insert(ctx, &row, "", "", members, nil)
 	if err != nil {
 		if store.IsUniqueViolation(err) {
 			return nil, errBusy()
@@ -156,25 +158,61 @@ func (s *Service) Regenerate(ctx context.Context, userID, chatID string, seq int
 
 // Recent returns up to n messages of a chat before seq, oldest first: the
 // history an answer is written from. The caller has checked membership.
+// It is on the path from a question to the model, so it reads only what a
+// prompt (and Regenerate) uses, with one raw statement and no GORM scan:
+// the messages carry no times, client id or edit mark.
 func (s *Service) Recent(ctx context.Context, chatID string, beforeSeq int64, n int) ([]*Message, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	var rows []messageRow
-	if err := s.db.WithContext(ctx).Where("chat_id = ? AND seq < ?", chatID, beforeSeq).
-		Order("seq DESC").Limit(n).Find(&rows).Error; err != nil {
+	sqlDB, err := s.db.DB.DB()
+	if err != nil {
+		return nil, err
+	}
+	q := recentSQL
+	if s.db.Dialect == store.Postgres {
+		q = recentSQLPostgres
+	}
+	rows, err := sqlDB.QueryContext(ctx, q, chatID, beforeSeq, n)
+	if err != nil {
 		return nil, fmt.Errorf("recent messages: %w", err)
 	}
-	out := make([]*Message, len(rows))
-	for i := range rows {
-		m, err := s.openMessage(&rows[i])
+	defer rows.Close()
+	out := make([]*Message, 0, n)
+	for rows.Next() {
+		var (
+			r             messageRow
+			author, model sql.NullString
+		)
+		r.ChatID = chatID
+		if err := rows.Scan(&r.ID, &r.Seq, &author, &r.AuthorKind, &r.ContentCt, &r.KeyID, &r.Status, &model); err != nil {
+			return nil, fmt.Errorf("recent messages: %w", err)
+		}
+		if author.Valid {
+			r.AuthorID = &author.String
+		}
+		if model.Valid {
+			r.Model = &model.String
+		}
+		m, err := s.openMessage(&r)
 		if err != nil {
 			return nil, err
 		}
-		out[len(rows)-1-i] = m
+		out = append(out, m)
 	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent messages: %w", err)
+	}
+	slices.Reverse(out)
 	return out, nil
 }
+
+const (
+	recentSQL = `SELECT id, seq, author_id, author_kind, content_ct, key_id, status, model FROM messages
+		WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
+	recentSQLPostgres = `SELECT id, seq, author_id, author_kind, content_ct, key_id, status, model FROM messages
+		WHERE chat_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
+)
 
 // FailStaleAnswers ends answers left streaming by an instance that died:
 // any streaming message not saved for longer than maxAge becomes failed,

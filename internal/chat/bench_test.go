@@ -171,3 +171,32 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRecent20 reads the 20 messages before the newest of a chat of
+// 200 messages of 200 bytes: the history an answer with depth 20 is
+// written from.
+func BenchmarkRecent20(b *testing.B) {
+	const total, depth = 200, 20
+	eachEngine(b, func(b *testing.B, e storetest.Engine) {
+		svc, db := newService(b, e)
+		users := createUsers(b, db, 2)
+		c := groupChat(b, svc, users)
+		ctx := context.Background()
+		body := strings.Repeat("lorem ipsum dolor sit amet ", 8)[:200]
+		for i := range total {
+			if _, err := svc.Send(ctx, users[i%2].ID, c.ID, body, fmt.Sprintf("seed-%d", i)); err != nil {
+				b.Fatalf("seed message %d: %v", i, err)
+			}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			msgs, err := svc.Recent(ctx, c.ID, total, depth)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(msgs) != depth || msgs[depth-1].Seq != total-1 || len(msgs[0].Content) != 200 {
+				b.Fatalf("recent: %d messages", len(msgs))
+			}
+		}
+	})
+}

@@ -2,7 +2,10 @@ package chat
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -10,8 +13,11 @@ import (
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/store"
 	"github.com/jackc/pgx/v5"
-	"gorm.io/gorm"
 )
+
+// errDirectBlocked rolls back a send to a direct chat with a block
+// between its two members; Send asks checkDirect for the error to return.
+var errDirectBlocked = errors.New("direct chat blocked")
 
 // MaxClientIDLen bounds the client's idempotency key.
 const MaxClientIDLen = 64
@@ -36,12 +42,21 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if len(clientID) > MaxClientIDLen || strings.ContainsFunc(clientID, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 		return nil, apperr.Invalid("client_id", "client_id must be up to %d printable ASCII characters.", MaxClientIDLen)
 	}
-	members, err := s.Members(ctx, userID, chatID)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkDirect(ctx, userID, members); err != nil {
-		return nil, err
+	// On SQLite the members are read by the transaction that stores the
+	// message (one statement fewer on the way to the model); the sender's
+	// membership and a direct chat's blocks are checked there, before the
+	// commit.
+	var members []string
+	if s.db.Dialect == store.Postgres {
+		var err error
+		if members, err = s.Members(ctx, userID, chatID); err != nil {
+			return nil, err
+		}
+		if err := s.checkDirect(ctx, userID, members); err != nil {
+			return nil, err
+		}
+	} else if !validIDs([]string{chatID}) {
+		return nil, notFound()
 	}
 	// No look-up of client_id first: the unique index catches a retry, and
 	// the failed insert rolls back whole, so the common case costs nothing.
@@ -51,10 +66,59 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if clientID != "" {
 		row.ClientID = &cid
 	}
-	unread, state, err := s.insert(ctx, &row, content, userID, members)
+	var (
+		check   func(tx *sql.Tx, members []string) error
+		checked []string
+	)
+	if members == nil {
+		check = func(tx *sql.Tx, got []string) error {
+			checked = got
+			if !slices.Contains(got, userID) {
+				return notFound()
+			}
+			if s.rel == nil || len(got) != 2 {
+				return nil
+			}
+			// A direct chat: any block between the two refuses the send.
+			// Asked on the transaction's own connection (the relations
+			// service would take a second one while this holds SQLite's
+			// write lock); checkDirect then says which way it goes.
+			other := got[0]
+			if other == userID {
+				other = got[1]
+			}
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM user_blocks
+				WHERE (blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)`,
+				userID, other, other, userID).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("check blocks: %w", err)
+			}
+			if n > 0 {
+				return errDirectBlocked
+			}
+			return nil
+		}
+	}
+	unread, state, got, err := s.insert(ctx, &row, content, userID, members, check)
+	if errors.Is(err, errDirectBlocked) {
+		members = checked
+		if err = s.checkDirect(ctx, userID, members); err == nil {
+			// Unblocked in between: store it the ordinary way.
+			unread, state, got, err = s.insert(ctx, &row, content, userID, members, nil)
+		}
+	}
+	if err == nil {
+		members = got
+	}
 	if err != nil {
 		if clientID != "" && store.IsUniqueViolation(err) {
 			// A concurrent retry with the same client_id won the race.
+			if members == nil { // SQLite: the rolled-back transaction read them
+				if members, err = s.Members(ctx, userID, chatID); err != nil {
+					return nil, err
+				}
+			}
 			prev, err := s.byClientID(ctx, chatID, userID, clientID, content)
 			if err != nil {
 				return nil, err
@@ -84,7 +148,12 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 // gaps. It returns the members' unread changes and, for a person's
 // message, the chat's kind and settings as that statement found them (nil
 // if they cannot be opened: listeners then read them themselves).
-func (s *Service) insert(ctx context.Context, row *messageRow, content, reader string, members []string) ([]UnreadChange, *ChatState, error) {
+//
+// With check set (SQLite only, members nil), the transaction reads the
+// members itself and calls check with them before it commits; an error
+// from check rolls the message back. The members are returned.
+func (s *Service) insert(ctx context.Context, row *messageRow, content, reader string, members []string,
+	check func(tx *sql.Tx, members []string) error) ([]UnreadChange, *ChatState, []string, error) {
 	row.ContentCt, row.KeyID = s.sealer.Seal([]byte(content), "message", row.ID, row.ChatID)
 	var (
 		cr  chatAtInsert
@@ -93,10 +162,13 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 	if s.db.Dialect == store.Postgres {
 		err = s.insertPostgres(ctx, row, reader, &cr)
 	} else {
-		err = s.insertSQLite(ctx, row, reader, &cr)
+		err = s.insertSQLite(ctx, row, reader, &cr, check)
+		if check != nil {
+			members = cr.Members
+		}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var state *ChatState
 	if row.AuthorKind == AuthorUser {
@@ -112,7 +184,7 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 		}
 		changes = append(changes, c)
 	}
-	return changes, state, nil
+	return changes, state, members, nil
 }
 
 // chatAtInsert is the chat row as the statement that numbers a message
@@ -122,32 +194,75 @@ type chatAtInsert struct {
 	Kind       string
 	SettingsCt []byte
 	KeyID      string
+	Members    []string // SQLite, when insert was given a check
 }
 
-func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var got []chatAtInsert
-		err := tx.Raw(`UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ?
-			RETURNING last_seq, kind, settings_ct, key_id`,
-			row.CreatedAt, row.CreatedAt, row.ChatID).Scan(&got).Error
+// insertSQLite runs the message's transaction with raw statements (no
+// GORM scan or reflection: this is on the path from a question to the
+// model). _txlock=immediate makes BEGIN take the write lock.
+func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert,
+	check func(tx *sql.Tx, members []string) error) (err error) {
+	sqlDB, err := s.db.DB.DB()
+	if err != nil {
+		return err
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
 		if err != nil {
-			return fmt.Errorf("next seq: %w", err)
+			tx.Rollback()
 		}
-		if len(got) == 0 {
+	}()
+	q := sqliteNextSeq
+	if check != nil {
+		q = sqliteNextSeqMembers
+	}
+	var members sql.NullString
+	dest := []any{&cr.LastSeq, &cr.Kind, &cr.SettingsCt, &cr.KeyID}
+	if check != nil {
+		dest = append(dest, &members)
+	}
+	if err = tx.QueryRowContext(ctx, q, row.CreatedAt, row.CreatedAt, row.ChatID).Scan(dest...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
 			return notFound()
 		}
-		*cr = got[0]
-		row.Seq = cr.LastSeq
-		if err := tx.Create(row).Error; err != nil {
+		return fmt.Errorf("next seq: %w", err)
+	}
+	if check != nil {
+		if members.String != "" {
+			cr.Members = strings.Split(members.String, ",")
+		}
+		if err = check(tx, cr.Members); err != nil {
 			return err
 		}
-		if reader == "" {
-			return nil
+	}
+	row.Seq = cr.LastSeq
+	if _, err = tx.ExecContext(ctx, sqliteInsertMessage, row.ID, row.ChatID, row.Seq, row.AuthorID, row.AuthorKind,
+		row.ClientID, row.ContentCt, row.KeyID, row.Status, row.CreatedAt, row.EditedAt, row.RequestedBy,
+		row.Model, row.Provider); err != nil {
+		return err
+	}
+	if reader != "" {
+		if _, err = tx.ExecContext(ctx, "UPDATE chat_members SET last_read_seq = ? WHERE chat_id = ? AND user_id = ?",
+			row.Seq, row.ChatID, reader); err != nil {
+			return err
 		}
-		return tx.Exec("UPDATE chat_members SET last_read_seq = ? WHERE chat_id = ? AND user_id = ?",
-			row.Seq, row.ChatID, reader).Error
-	})
+	}
+	return tx.Commit()
 }
+
+const (
+	sqliteNextSeq = `UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ?
+		RETURNING last_seq, kind, settings_ct, key_id`
+	// The same, with the members (ids are UUIDs: no comma in them).
+	sqliteNextSeqMembers = `UPDATE chats SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ? WHERE id = ?
+		RETURNING last_seq, kind, settings_ct, key_id,
+			(SELECT group_concat(user_id, ',') FROM chat_members WHERE chat_id = chats.id)`
+	sqliteInsertMessage = `INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id,
+		status, created_at, edited_at, requested_by, model, provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
 
 // insertPostgres sends two statements in one round trip (a pgx batch runs
 // in one implicit transaction). The first bumps the chat's seq and so
