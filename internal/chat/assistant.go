@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aichat/aichat/internal/apperr"
@@ -66,23 +68,60 @@ func errBusy() error {
 // It only writes while the message is still streaming, so a late save
 // cannot overwrite an answer that was already ended elsewhere; it reports
 // whether it wrote.
+//
+// It runs every AICHAT_AI_SAVE_EVERY for every streaming answer, so it is
+// one raw statement (no GORM map update).
 func (s *Service) SaveAnswer(ctx context.Context, m *Message, a Answer) (bool, error) {
 	ct, key := s.sealer.Seal([]byte(a.Content), "message", m.ID, m.ChatID)
-	fields := map[string]any{"content_ct": ct, "key_id": key, "status": a.Status, "updated_at": s.opt.Now()}
-	if a.Status != StatusStreaming {
-		fields["finish_reason"] = nullable(a.FinishReason)
-		fields["error_code"] = nullable(a.ErrorCode)
-		fields["prompt_tokens"] = a.PromptTokens
-		fields["completion_tokens"] = a.CompletionTokens
-		fields["duration_ms"] = a.Duration.Milliseconds()
-		fields["ttft_ms"] = a.TimeToFirst.Milliseconds()
+	sqlDB, err := s.db.DB.DB()
+	if err != nil {
+		return false, err
 	}
-	res := s.db.WithContext(ctx).Model(&messageRow{}).
-		Where("id = ? AND status = ?", m.ID, StatusStreaming).Updates(fields)
-	if res.Error != nil {
-		return false, fmt.Errorf("save answer: %w", res.Error)
+	var res sql.Result
+	if a.Status == StatusStreaming {
+		res, err = sqlDB.ExecContext(ctx, s.rebind(saveStreamingSQL), ct, key, a.Status, s.opt.Now(), m.ID, StatusStreaming)
+	} else {
+		res, err = sqlDB.ExecContext(ctx, s.rebind(saveEndSQL), ct, key, a.Status, s.opt.Now(),
+			nullable(a.FinishReason), nullable(a.ErrorCode), a.PromptTokens, a.CompletionTokens,
+			a.Duration.Milliseconds(), a.TimeToFirst.Milliseconds(), m.ID, StatusStreaming)
 	}
-	return res.RowsAffected == 1, nil
+	if err != nil {
+		return false, fmt.Errorf("save answer: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("save answer: %w", err)
+	}
+	return n == 1, nil
+}
+
+const (
+	saveStreamingSQL = `UPDATE messages SET content_ct = ?, key_id = ?, status = ?, updated_at = ?
+		WHERE id = ? AND status = ?`
+	saveEndSQL = `UPDATE messages SET content_ct = ?, key_id = ?, status = ?, updated_at = ?,
+		finish_reason = ?, error_code = ?, prompt_tokens = ?, completion_tokens = ?, duration_ms = ?, ttft_ms = ?
+		WHERE id = ? AND status = ?`
+)
+
+// rebind turns a raw statement's ? placeholders into PostgreSQL's $n
+// (the statements passed here have no ? inside literals).
+func (s *Service) rebind(q string) string {
+	if s.db.Dialect != store.Postgres {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
 }
 
 func nullable(s string) any {
@@ -169,11 +208,7 @@ func (s *Service) Recent(ctx context.Context, chatID string, beforeSeq int64, n 
 	if err != nil {
 		return nil, err
 	}
-	q := recentSQL
-	if s.db.Dialect == store.Postgres {
-		q = recentSQLPostgres
-	}
-	rows, err := sqlDB.QueryContext(ctx, q, chatID, beforeSeq, n)
+	rows, err := sqlDB.QueryContext(ctx, s.rebind(recentSQL), chatID, beforeSeq, n)
 	if err != nil {
 		return nil, fmt.Errorf("recent messages: %w", err)
 	}
@@ -207,12 +242,8 @@ func (s *Service) Recent(ctx context.Context, chatID string, beforeSeq int64, n 
 	return out, nil
 }
 
-const (
-	recentSQL = `SELECT id, seq, author_id, author_kind, content_ct, key_id, status, model FROM messages
-		WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
-	recentSQLPostgres = `SELECT id, seq, author_id, author_kind, content_ct, key_id, status, model FROM messages
-		WHERE chat_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`
-)
+const recentSQL = `SELECT id, seq, author_id, author_kind, content_ct, key_id, status, model FROM messages
+	WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
 
 // FailStaleAnswers ends answers left streaming by an instance that died:
 // any streaming message not saved for longer than maxAge becomes failed,
