@@ -29,6 +29,7 @@ import (
 	"github.com/aichat/aichat/internal/realtime/redisbroker"
 	"github.com/aichat/aichat/internal/render"
 	"github.com/aichat/aichat/internal/seal"
+	"github.com/aichat/aichat/internal/search"
 	"github.com/aichat/aichat/internal/secrets"
 	"github.com/aichat/aichat/internal/social"
 	"github.com/aichat/aichat/internal/store"
@@ -51,6 +52,7 @@ type App struct {
 	Hub     *realtime.Hub
 	AI      *ai.Service
 	Social  *social.Service
+	Search  *search.Service
 	Metrics *prometheus.Registry
 	Handler http.Handler
 
@@ -83,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if now == nil {
 		now = func() time.Time { return time.Now().UTC() }
 	}
-	keys, src, err := secrets.Load(cfg.DataDir, cfg.JWTKeys, cfg.EncryptionKeys)
+	keys, src, err := secrets.Load(cfg.DataDir, cfg.JWTKeys, cfg.EncryptionKeys, cfg.IndexKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -167,17 +169,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	socialSvc := social.New(db, sealer, chatSvc, hub, broker, social.Options{Now: now, Log: log, AnswerDelay: opt.AnswerNotifyDelay})
 	chatSvc.SetRelations(socialSvc)
 
-	aiSvc, err := newAI(ctx, cfg, opt, log, db, chatSvc, authSvc, answerBus{Bus: hub, finished: socialSvc.AnswerFinished}, reg)
+	searchSvc, err := search.New(db, sealer, keys.Index, search.Options{Log: log})
 	if err != nil {
 		hub.Shutdown()
 		db.Close()
 		return nil, err
 	}
-	chatSvc.SetEvents(hub, aiSvc, socialSvc)
+	aiSvc, err := newAI(ctx, cfg, opt, log, db, chatSvc, authSvc,
+		answerBus{Bus: searchBus{Bus: hub, ix: searchSvc}, finished: socialSvc.AnswerFinished}, reg)
+	if err != nil {
+		searchSvc.Close()
+		hub.Shutdown()
+		db.Close()
+		return nil, err
+	}
+	chatSvc.SetEvents(hub, aiSvc, socialSvc, searchSvc)
 	hub.SetAI(aiSvc)
 
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer,
-		Broker: broker, Hub: hub, AI: aiSvc, Social: socialSvc, Metrics: reg}
+		Broker: broker, Hub: hub, AI: aiSvc, Social: socialSvc, Search: searchSvc, Metrics: reg}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopBackground = stop
 	a.background.Add(2)
@@ -226,6 +236,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		AllowedOrigins: cfg.AllowedOrigins,
 		Social:         socialSvc,
+		Search:         searchSvc,
 	})
 	return a, nil
 }
@@ -250,6 +261,7 @@ func (a *App) Close() error {
 	a.Hub.Shutdown()
 	a.AI.Close()
 	a.Social.Close()
+	a.Search.Close() // after the assistant: its last answers are indexed
 	a.stopBackground()
 	a.background.Wait()
 	if c, ok := a.Broker.(interface{ Close() error }); ok {

@@ -29,6 +29,7 @@ type Config struct {
 
 	JWTKeys         string        // optional "kid=base64,kid2=base64"; first signs. Empty: generated file
 	EncryptionKeys  string        // optional "id=base64,..."; first is current. Empty: generated file
+	IndexKeys       string        // optional "id=base64,..."; search index keys, first is current. Empty: generated file
 	Issuer          string        // JWT iss
 	AccessTTL       time.Duration // access token lifetime
 	RefreshTTL      time.Duration // refresh token lifetime (each rotation restarts it)
@@ -158,6 +159,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	num(&c.MaxBodyBytes, "AICHAT_MAX_BODY_BYTES")
 	str(&c.JWTKeys, "AICHAT_JWT_KEYS")
 	str(&c.EncryptionKeys, "AICHAT_ENCRYPTION_KEYS")
+	str(&c.IndexKeys, "AICHAT_INDEX_KEYS")
 	str(&c.Issuer, "AICHAT_JWT_ISSUER")
 	dur(&c.AccessTTL, "AICHAT_ACCESS_TTL")
 	dur(&c.RefreshTTL, "AICHAT_REFRESH_TTL")
@@ -330,6 +332,7 @@ func (c Config) LogAttrs() []any {
 		"redis_url", maskURL(c.RedisURL),
 		"jwt_keys", mask(c.JWTKeys),
 		"encryption_keys", mask(c.EncryptionKeys),
+		"index_keys", mask(c.IndexKeys),
 		"access_ttl", c.AccessTTL.String(),
 		"refresh_ttl", c.RefreshTTL.String(),
 		"password_hash", c.PasswordHash,

@@ -69,6 +69,7 @@ func (s *server) routes(r *gin.Engine) {
 	me.GET("/models", s.h(s.handleModels))
 	me.GET("/me/usage", s.h(s.handleMyUsage))
 	me.POST("/render", s.h(s.handleRender))
+	me.GET("/search", s.h(s.handleSearch))
 
 	// Admins only: changes to accounts and keys, and the audit log.
 	admin := api.Group("/admin", s.authenticate, s.requireRole(auth.RoleAdmin))

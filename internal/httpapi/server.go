@@ -18,6 +18,7 @@ import (
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/realtime"
 	"github.com/aichat/aichat/internal/render"
+	"github.com/aichat/aichat/internal/search"
 	"github.com/aichat/aichat/internal/social"
 	"github.com/gin-gonic/gin"
 )
@@ -42,6 +43,8 @@ type Deps struct {
 	Web http.Handler
 	// Admin runs the admin and support actions (/api/v1/admin/...).
 	Admin *admin.Service
+	// Search answers GET /api/v1/search; nil answers route.notFound.
+	Search *search.Service
 }
 
 type server struct {

@@ -1,5 +1,5 @@
-// Package secrets owns aichat's key material: the JWT signing keys and the
-// message encryption keys. They come from the environment when set, otherwise
+// Package secrets owns aichat's key material: the JWT signing keys, the
+// message encryption keys and the search index keys. They come from the environment when set, otherwise
 // from a file in the data folder that is generated (0600) on first start and
 // reused after, so a laptop install needs no set-up and keeps its sessions and
 // its readable history across restarts.
@@ -78,6 +78,11 @@ func (s Set) Validate() error {
 	if err := s.Encryption.Validate(); err != nil {
 		return fmt.Errorf("encryption keys: %w", err)
 	}
+	if len(s.Index) > 0 {
+		if err := s.Index.Validate(); err != nil {
+			return fmt.Errorf("index keys: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -85,6 +90,11 @@ func (s Set) Validate() error {
 type Set struct {
 	JWT        Keyring `json:"jwt"`
 	Encryption Keyring `json:"encryption"`
+	// Index keys the search index (package search derives one key per
+	// chat from the current one). Separate from Encryption: the index
+	// must not be computable from the encryption key, nor the reverse.
+	// Files written before search existed lack it; Load adds one.
+	Index Keyring `json:"index,omitempty"`
 }
 
 // Source says where the keys came from, for the start-up log.
@@ -95,8 +105,9 @@ type Source struct {
 
 // Load returns the key set: each keyring from its environment value when set
 // ("id=base64,id2=base64", first is current), otherwise from dataDir/secrets.json,
-// which is created with fresh random keys if it does not exist.
-func Load(dataDir, jwtEnv, encEnv string) (Set, Source, error) {
+// which is created with fresh random keys if it does not exist (and gains
+// an index key if it has none).
+func Load(dataDir, jwtEnv, encEnv string, indexEnv ...string) (Set, Source, error) {
 	var set Set
 	var src Source
 	var err error
@@ -110,7 +121,12 @@ func Load(dataDir, jwtEnv, encEnv string) (Set, Source, error) {
 			return set, src, err
 		}
 	}
-	if set.JWT != nil && set.Encryption != nil {
+	if len(indexEnv) > 0 && indexEnv[0] != "" {
+		if set.Index, err = parseEnv(indexEnv[0], "AICHAT_INDEX_KEYS"); err != nil {
+			return set, src, err
+		}
+	}
+	if set.JWT != nil && set.Encryption != nil && set.Index != nil {
 		return set, src, nil
 	}
 	file, generated, err := loadOrCreate(dataDir)
@@ -123,6 +139,9 @@ func Load(dataDir, jwtEnv, encEnv string) (Set, Source, error) {
 	}
 	if set.Encryption == nil {
 		set.Encryption = file.Encryption
+	}
+	if set.Index == nil {
+		set.Index = file.Index
 	}
 	return set, src, nil
 }
@@ -164,6 +183,17 @@ func loadOrCreate(dir string) (Set, bool, error) {
 		if err := set.Validate(); err != nil {
 			return set, false, fmt.Errorf("read %s: %w", path, err)
 		}
+		if len(set.Index) == 0 {
+			// A file from before search: add its index key, then read the
+			// file again so two processes upgrading at once end up with
+			// whichever key was written last, not one each.
+			set.Index = Keyring{NewKey()}
+			if err := Save(dir, set); err != nil {
+				return set, false, err
+			}
+			set, err := LoadFile(dir)
+			return set, false, err
+		}
 		return set, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -172,7 +202,7 @@ func loadOrCreate(dir string) (Set, bool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Set{}, false, fmt.Errorf("create data folder: %w", err)
 	}
-	set := Set{JWT: Keyring{NewKey()}, Encryption: Keyring{NewKey()}}
+	set := Set{JWT: Keyring{NewKey()}, Encryption: Keyring{NewKey()}, Index: Keyring{NewKey()}}
 	if err := Save(dir, set); err != nil {
 		return Set{}, false, err
 	}

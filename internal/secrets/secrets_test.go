@@ -107,3 +107,31 @@ func TestParseEnvKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestIndexKeyAddedToOldFileAndOverridable(t *testing.T) {
+	dir := t.TempDir()
+	old := Set{JWT: Keyring{NewKey()}, Encryption: Keyring{NewKey()}}
+	b, _ := json.Marshal(old)
+	if err := os.WriteFile(filepath.Join(dir, FileName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, _, err := Load(dir, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Index) != 1 || len(set.Index[0].Secret) != 32 {
+		t.Fatalf("index keyring %v, want one generated key", set.Index)
+	}
+	if string(set.Index[0].Secret) == string(set.Encryption[0].Secret) {
+		t.Fatal("index key equals the encryption key")
+	}
+	again, _, err := Load(dir, "", "")
+	if err != nil || again.Index.Current().ID != set.Index.Current().ID {
+		t.Fatalf("index key not kept across starts: %v", err)
+	}
+	env := "ix1=" + base64.StdEncoding.EncodeToString(Random(32))
+	fromEnv, _, err := Load(dir, "", "", env)
+	if err != nil || fromEnv.Index.Current().ID != "ix1" {
+		t.Fatalf("AICHAT_INDEX_KEYS not used: %v %v", fromEnv.Index, err)
+	}
+}

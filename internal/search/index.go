@@ -1,0 +1,281 @@
+package search
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/aichat/aichat/internal/chat"
+	"github.com/aichat/aichat/internal/seal"
+	"github.com/aichat/aichat/internal/secrets"
+	"github.com/aichat/aichat/internal/store"
+	"gorm.io/gorm"
+)
+
+// Bits is how much of a token's keyed hash is stored: 12 bits, 4,096
+// values per chat, so every value stands for many words once a chat has a
+// few thousand distinct ones (docs/security.md, "Search").
+const Bits = 12
+
+// Options configure a Service.
+type Options struct {
+	Log *slog.Logger
+	// QueueSize is how many messages may wait to be indexed; past it,
+	// indexing runs on the caller (default 4096).
+	QueueSize int
+}
+
+// Service indexes messages as they are written and answers searches.
+// It implements chat.Events (new messages) and hears finished answers
+// through AnswerDone.
+type Service struct {
+	db     *store.DB
+	sealer *seal.Sealer
+	root   []byte // current index key
+	log    *slog.Logger
+
+	queue chan job
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+type job struct {
+	chatID, messageID, text string
+	replace                 bool          // the message may already have tokens
+	flushed                 chan struct{} // a Flush marker, nothing to index
+}
+
+// New returns a Service over db, opening messages with sealer and hashing
+// words with the current key of index. It starts the indexing goroutine;
+// Close stops it.
+func New(db *store.DB, sealer *seal.Sealer, index secrets.Keyring, opt Options) (*Service, error) {
+	if err := index.Validate(); err != nil {
+		return nil, fmt.Errorf("search: index keys: %w", err)
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.QueueSize <= 0 {
+		opt.QueueSize = 4096
+	}
+	s := &Service{db: db, sealer: sealer, root: index.Current().Secret, log: opt.Log,
+		queue: make(chan job, opt.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s, nil
+}
+
+// Close indexes what is queued and stops the indexing goroutine.
+func (s *Service) Close() {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// chatKey derives a chat's index key: the same word hashes differently in
+// every chat, so index values cannot be compared across chats.
+func (s *Service) chatKey(chatID string) []byte {
+	k, err := hkdf.Key(sha256.New, s.root, nil, "aichat search index v1\x00"+chatID, 32)
+	if err != nil {
+		panic(err) // only for lengths HKDF cannot give; 32 always works
+	}
+	return k
+}
+
+// hasher hashes tokens under one chat's key.
+type hasher struct {
+	mac hash.Hash
+	buf [sha256.Size]byte
+}
+
+func (s *Service) hasher(chatID string) *hasher {
+	return &hasher{mac: hmac.New(sha256.New, s.chatKey(chatID))}
+}
+
+func (h *hasher) sum(token string) int {
+	h.mac.Reset()
+	h.mac.Write([]byte(token))
+	b := h.mac.Sum(h.buf[:0])
+	return int(binary.BigEndian.Uint16(b) >> (16 - Bits))
+}
+
+// Values returns the distinct index values of text's words in chatID, in
+// first-seen order.
+func (s *Service) Values(chatID, text string) []int {
+	h := s.hasher(chatID)
+	var seen [1 << Bits]bool
+	var out []int
+	for _, t := range Tokenize(text) {
+		v := h.sum(t.Text)
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// MessageCreated queues a person's new message for indexing. Assistant
+// answers start empty; AnswerDone indexes them when they end.
+func (s *Service) MessageCreated(m *chat.Message, _ []string, _ []chat.UnreadChange) {
+	if m.AuthorKind != chat.AuthorUser || m.Content == "" {
+		return
+	}
+	s.enqueue(job{chatID: m.ChatID, messageID: m.ID, text: m.Content})
+}
+
+// UnreadChanged is part of chat.Events; reads change no index.
+func (s *Service) UnreadChanged(...chat.UnreadChange) {}
+
+// ChatChanged is part of chat.Events; membership is checked by every
+// search, and a deleted chat's tokens go with it (ON DELETE CASCADE).
+func (s *Service) ChatChanged(string, []string, []string) {}
+
+// AnswerDone queues an assistant answer that ended with text, replacing
+// whatever the message had indexed before (a regenerated answer).
+func (s *Service) AnswerDone(chatID, messageID, text string) {
+	s.enqueue(job{chatID: chatID, messageID: messageID, text: text, replace: true})
+}
+
+// enqueue never drops a message: with the queue full, the caller indexes
+// it itself.
+func (s *Service) enqueue(j job) {
+	select {
+	case s.queue <- j:
+	default:
+		s.write(context.Background(), []job{j})
+	}
+}
+
+// Flush waits until everything queued before it is indexed.
+func (s *Service) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case s.queue <- job{flushed: ch}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return nil
+	}
+}
+
+// maxBatch is how many messages one transaction indexes.
+const maxBatch = 128
+
+func (s *Service) run() {
+	defer close(s.done)
+	batch := make([]job, 0, maxBatch)
+	for {
+		var j job
+		select {
+		case j = <-s.queue:
+		case <-s.stop:
+			// Index what is left, then stop.
+			for {
+				select {
+				case j := <-s.queue:
+					batch = s.add(batch, j)
+				default:
+					s.write(context.Background(), batch)
+					return
+				}
+			}
+		}
+		batch = s.add(batch, j)
+		// Take what else is waiting, up to a batch, without waiting.
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-s.queue:
+				batch = s.add(batch, j)
+			default:
+				break more
+			}
+		}
+		s.write(context.Background(), batch)
+		batch = batch[:0]
+	}
+}
+
+// add appends j to batch; a flush marker writes the batch first and then
+// signals.
+func (s *Service) add(batch []job, j job) []job {
+	if j.flushed == nil {
+		return append(batch, j)
+	}
+	s.write(context.Background(), batch)
+	close(j.flushed)
+	return batch[:0]
+}
+
+// write stores the tokens of jobs in one transaction; if that fails (a
+// message deleted meanwhile), each job is tried alone so one bad message
+// does not lose the others.
+func (s *Service) write(ctx context.Context, jobs []job) {
+	if len(jobs) == 0 {
+		return
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.writeJobs(tx, jobs) })
+	if err == nil || len(jobs) == 1 {
+		if err != nil && !isGone(err) {
+			s.log.Error("search: index message", "message_id", jobs[0].messageID, "err", err)
+		}
+		return
+	}
+	for _, j := range jobs {
+		s.write(ctx, []job{j})
+	}
+}
+
+// isGone: the message or chat was deleted before its tokens were written.
+func isGone(err error) bool {
+	if errors.Is(err, gorm.ErrForeignKeyViolated) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "FOREIGN KEY constraint failed") || strings.Contains(msg, "SQLSTATE 23503")
+}
+
+func (s *Service) writeJobs(tx *gorm.DB, jobs []job) error {
+	for _, j := range jobs {
+		if j.replace {
+			if err := tx.Exec("DELETE FROM message_tokens WHERE message_id = ?", j.messageID).Error; err != nil {
+				return err
+			}
+		}
+		vals := s.Values(j.chatID, j.text)
+		if len(vals) == 0 {
+			continue
+		}
+		var q strings.Builder
+		q.WriteString("INSERT INTO message_tokens (chat_id, token, message_id) VALUES ")
+		args := make([]any, 0, 3*len(vals))
+		for i, v := range vals {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, ?)")
+			args = append(args, j.chatID, v, j.messageID)
+		}
+		q.WriteString(" ON CONFLICT DO NOTHING")
+		if err := tx.Exec(q.String(), args...).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,365 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/chat"
+	"github.com/aichat/aichat/internal/store"
+	"github.com/google/uuid"
+)
+
+// Limits on a search.
+const (
+	MaxQueryBytes = 512
+	MaxWords      = 16
+	DefaultLimit  = 20
+	MaxLimit      = 50
+	// maxScan bounds the candidates one request decrypts; past it the
+	// page ends early with a cursor to go on from.
+	maxScan = 2000
+	// maxPairs bounds (chat, token) pairs per statement; a user in more
+	// chats is searched in several statements.
+	maxPairs = 3000
+	// snippetRunes is the longest snippet.
+	snippetRunes = 200
+)
+
+// Request is one search.
+type Request struct {
+	UserID string
+	Query  string
+	ChatID string // optional: only this chat
+	Limit  int
+	Cursor string // next_cursor of the previous page
+}
+
+// Range is a highlighted part of a snippet: [Start, End) in UTF-16 code
+// units, the way JavaScript indexes strings.
+type Range struct {
+	Start int `json:"start"`
+	End   int `json:"end"`
+}
+
+// Result is one matching message.
+type Result struct {
+	ChatID     string    `json:"chat_id"`
+	MessageID  string    `json:"message_id"`
+	Seq        int64     `json:"seq"`
+	Author     string    `json:"author"` // user id, "assistant", "system", or "deleted"
+	AuthorKind string    `json:"author_kind"`
+	CreatedAt  time.Time `json:"created_at"`
+	Snippet    string    `json:"snippet"`
+	Highlights []Range   `json:"highlights"`
+}
+
+// Page is a page of results, newest first. NextCursor, when set, fetches
+// what comes after; a page may hold fewer than the limit and still have
+// one (the search stopped after maxScan candidates).
+type Page struct {
+	Results    []Result `json:"results"`
+	NextCursor string   `json:"next_cursor,omitempty"`
+}
+
+// Search returns the caller's messages matching r.Query, newest first,
+// from the chats they are a member of at the moment of the query.
+func (s *Service) Search(ctx context.Context, r Request) (*Page, error) {
+	if strings.TrimSpace(r.Query) == "" {
+		return nil, apperr.Invalid("q", "Type something to search for.")
+	}
+	if len(r.Query) > MaxQueryBytes || !utf8.ValidString(r.Query) {
+		return nil, apperr.Invalid("q", "A search is at most %d bytes of UTF-8 text.", MaxQueryBytes)
+	}
+	q := ParseQuery(r.Query)
+	if q.Empty() {
+		return nil, apperr.Invalid("q", "Search for words or numbers.")
+	}
+	if len(q.Words) > MaxWords {
+		return nil, apperr.Invalid("q", "At most %d words.", MaxWords)
+	}
+	if r.Limit == 0 {
+		r.Limit = DefaultLimit
+	}
+	if r.Limit < 1 || r.Limit > MaxLimit {
+		return nil, apperr.Invalid("limit", "limit must be between 1 and %d.", MaxLimit)
+	}
+	if r.Cursor != "" && !validID(r.Cursor) {
+		return nil, apperr.Invalid("cursor", "cursor is not one this server gave.")
+	}
+	chats, err := s.chatsOf(ctx, r.UserID, r.ChatID)
+	if err != nil {
+		return nil, err
+	}
+	page := &Page{Results: []Result{}}
+	if len(chats) == 0 {
+		return page, nil
+	}
+	// Each chat has its own key: the query's words hash differently in
+	// each.
+	var pairs []pair
+	for _, c := range chats {
+		h := s.hasher(c)
+		vals := make([]int, 0, len(q.Words))
+		for _, w := range q.Words {
+			if v := h.sum(w); !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
+		}
+		for _, v := range vals {
+			pairs = append(pairs, pair{chat: c, token: v, need: len(vals)})
+		}
+	}
+	cursor, scanned := r.Cursor, 0
+	batch := max(3*r.Limit, 50)
+	for {
+		ids, err := s.candidates(ctx, r.UserID, pairs, cursor, batch)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			return page, nil
+		}
+		msgs, err := s.messages(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			cursor = id
+			scanned++
+			m, ok := msgs[id]
+			if !ok {
+				continue // deleted since
+			}
+			toks := Tokenize(m.text)
+			if !q.Match(toks) {
+				continue // a coincidence of truncated hashes
+			}
+			page.Results = append(page.Results, m.result(q, toks))
+			if len(page.Results) == r.Limit {
+				page.NextCursor = id
+				return page, nil
+			}
+		}
+		if len(ids) < batch {
+			return page, nil
+		}
+		if scanned >= maxScan {
+			page.NextCursor = cursor
+			return page, nil
+		}
+	}
+}
+
+type pair struct {
+	chat  string
+	token int
+	need  int // distinct values this chat's query has
+}
+
+// chatsOf returns the chats userID is a member of (only chatID when set:
+// chat.notFound if they are not in it).
+func (s *Service) chatsOf(ctx context.Context, userID, chatID string) ([]string, error) {
+	q := s.db.WithContext(ctx).Table("chat_members").Where("user_id = ?", userID)
+	if chatID != "" {
+		if !validID(chatID) {
+			return nil, notFound()
+		}
+		q = q.Where("chat_id = ?", chatID)
+	}
+	var ids []string
+	if err := q.Order("chat_id").Pluck("chat_id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("search: chats: %w", err)
+	}
+	if chatID != "" && len(ids) == 0 {
+		return nil, notFound()
+	}
+	return ids, nil
+}
+
+// candidates returns up to n message ids below cursor, newest first, that
+// have every query value of their chat, in chats userID is a member of at
+// the moment the statement runs.
+func (s *Service) candidates(ctx context.Context, userID string, pairs []pair, cursor string, n int) ([]string, error) {
+	var all []string
+	for start := 0; start < len(pairs); start += maxPairs {
+		part := pairs[start:min(start+maxPairs, len(pairs))]
+		ids, err := s.candidatesIn(ctx, userID, part, cursor, n)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ids...)
+	}
+	if len(pairs) > maxPairs {
+		// Several statements: merge their newest.
+		slices.Sort(all)
+		slices.Reverse(all)
+		all = slices.Compact(all)
+		if len(all) > n {
+			all = all[:n]
+		}
+	}
+	return all, nil
+}
+
+func (s *Service) candidatesIn(ctx context.Context, userID string, pairs []pair, cursor string, n int) ([]string, error) {
+	var b strings.Builder
+	b.WriteString("WITH q (chat_id, token, need) AS (VALUES ")
+	row := "(?, ?, ?)"
+	if s.db.Dialect == store.Postgres {
+		row = "(CAST(? AS uuid), CAST(? AS integer), CAST(? AS integer))"
+	}
+	args := make([]any, 0, 3*len(pairs)+3)
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+		args = append(args, p.chat, p.token, p.need)
+	}
+	b.WriteString(`) SELECT t.message_id FROM message_tokens t
+		JOIN q ON q.chat_id = t.chat_id AND q.token = t.token
+		JOIN chat_members m ON m.chat_id = t.chat_id AND m.user_id = ?`)
+	args = append(args, userID)
+	if cursor != "" {
+		b.WriteString(" WHERE t.message_id < ?")
+		args = append(args, cursor)
+	}
+	b.WriteString(" GROUP BY t.message_id HAVING COUNT(*) = MIN(q.need) ORDER BY t.message_id DESC LIMIT ?")
+	args = append(args, n)
+	var ids []string
+	if err := s.db.WithContext(ctx).Raw(b.String(), args...).Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("search: candidates: %w", err)
+	}
+	return ids, nil
+}
+
+type found struct {
+	id, chatID, author, authorKind string
+	seq                            int64
+	createdAt                      time.Time
+	text                           string
+}
+
+// messages reads and decrypts the messages with these ids.
+func (s *Service) messages(ctx context.Context, ids []string) (map[string]*found, error) {
+	var rows []struct {
+		ID         string
+		ChatID     string
+		Seq        int64
+		AuthorID   *string
+		AuthorKind string
+		ContentCt  []byte
+		KeyID      string
+		CreatedAt  time.Time
+	}
+	if err := s.db.WithContext(ctx).Table("messages").
+		Select("id, chat_id, seq, author_id, author_kind, content_ct, key_id, created_at").
+		Where("id IN ?", ids).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("search: messages: %w", err)
+	}
+	out := make(map[string]*found, len(rows))
+	for _, r := range rows {
+		pt, err := s.sealer.Open(r.ContentCt, r.KeyID, "message", r.ID, r.ChatID)
+		if err != nil {
+			return nil, fmt.Errorf("search: open message %s: %w", r.ID, err)
+		}
+		f := &found{id: r.ID, chatID: r.ChatID, seq: r.Seq, authorKind: r.AuthorKind,
+			createdAt: r.CreatedAt.UTC(), text: string(pt)}
+		switch {
+		case r.AuthorKind != chat.AuthorUser:
+			f.author = r.AuthorKind
+		case r.AuthorID != nil:
+			f.author = *r.AuthorID
+		default:
+			f.author = "deleted"
+		}
+		out[r.ID] = f
+	}
+	return out, nil
+}
+
+func (f *found) result(q Query, toks []Token) Result {
+	snippet, hl := Snippet(f.text, q, toks)
+	return Result{ChatID: f.chatID, MessageID: f.id, Seq: f.seq, Author: f.author, AuthorKind: f.authorKind,
+		CreatedAt: f.createdAt, Snippet: snippet, Highlights: hl}
+}
+
+// Snippet cuts up to snippetRunes of text around the first matched word,
+// with line breaks as spaces, and returns the ranges of matched words in
+// it (UTF-16 code units).
+func Snippet(text string, q Query, toks []Token) (string, []Range) {
+	want := make(map[string]bool, len(q.Words))
+	for _, w := range q.Words {
+		want[w] = true
+	}
+	var hits [][2]int // byte ranges in text
+	for _, t := range toks {
+		if want[t.Text] && (len(hits) == 0 || hits[len(hits)-1][0] != t.Start) {
+			hits = append(hits, [2]int{t.Start, t.End})
+		}
+	}
+	from, to := 0, len(text)
+	if utf8.RuneCountInString(text) > snippetRunes {
+		first := 0
+		if len(hits) > 0 {
+			first = hits[0][0]
+		}
+		// Start about a quarter of the snippet before the first hit.
+		from = first
+		for i := 0; i < snippetRunes/4 && from > 0; i++ {
+			_, size := utf8.DecodeLastRuneInString(text[:from])
+			from -= size
+		}
+		to = from
+		for i := 0; i < snippetRunes && to < len(text); i++ {
+			_, size := utf8.DecodeRuneInString(text[to:])
+			to += size
+		}
+	}
+	var b strings.Builder
+	if from > 0 {
+		b.WriteString("…")
+	}
+	prefix := b.Len()
+	b.WriteString(strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, text[from:to]))
+	if to < len(text) {
+		b.WriteString("…")
+	}
+	out := b.String()
+	ranges := []Range{}
+	for _, h := range hits {
+		if h[0] < from || h[1] > to {
+			continue
+		}
+		start := prefix + h[0] - from
+		end := prefix + h[1] - from
+		ranges = append(ranges, Range{Start: utf16Len(out[:start]), End: utf16Len(out[:end])})
+	}
+	return out, ranges
+}
+
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
+func notFound() error { return apperr.New(apperr.CodeChatNotFound, "Chat not found.") }
+
+func validID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
