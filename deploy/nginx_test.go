@@ -200,6 +200,11 @@ func TestNginxProxiesAichat(t *testing.T) {
 		t.Fatalf("ACME challenge over HTTP: %d %q", res.StatusCode, res.body)
 	}
 
+	// The container's healthcheck, on port 80.
+	if res := get(t, client, "http://"+s.httpAddr+"/nginx-health"); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("GET /nginx-health: %d, want 204", res.StatusCode)
+	}
+
 	// HTTPS: the app answers, with HSTS and the proxy's request id.
 	res = get(t, client, base+"/healthz")
 	if res.StatusCode != http.StatusOK || !strings.Contains(res.body, "ok") {
