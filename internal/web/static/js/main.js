@@ -8,6 +8,7 @@ import { ChatView } from './view.js';
 import { Dialogs } from './dialogs.js';
 import { Social } from './social.js';
 import { Admin } from './admin.js';
+import { Search } from './search.js';
 
 class App {
   constructor() {
@@ -22,6 +23,7 @@ class App {
     this.dialogs = new Dialogs(this);
     this.social = new Social(this);
     this.admin = new Admin(this);
+    this.search = new Search(this);
     this.bannerTimer = 0;
     this.wireSocket();
     addEventListener('hashchange', () => this.route());
@@ -64,6 +66,7 @@ class App {
     this.chats.clear();
     this.online.clear();
     this.social.stop();
+    this.search.clear();
     this.me = null;
     location.hash = '';
     showAuth(message);

@@ -45,6 +45,7 @@ export class ChatView {
 
   async open(chat) {
     const t0 = performance.now();
+    window.aichatMetrics = null;
     this.chat = chat;
     this.items.clear();
     this.pending.clear();
@@ -319,6 +320,26 @@ export class ChatView {
       this.loadingOlder = false;
       $('older').hidden = true;
     }
+  }
+
+  // reveal shows message seq of chatId (opening older pages as needed),
+  // scrolled into the middle of the view and outlined for a moment.
+  async reveal(chatId, seq) {
+    for (let i = 0; i < 200 && this.id !== chatId; i++) await new Promise((r) => setTimeout(r, 25));
+    if (this.id !== chatId) return;
+    for (let i = 0; i < 200 && !window.aichatMetrics; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let guard = 0; !this.items.has(seq) && this.hasMore && this.minSeq > seq && guard < 400; guard++) {
+      if (this.loadingOlder) await new Promise((r) => setTimeout(r, 25)); // a scroll started one
+      else await this.loadOlder();
+      if (this.id !== chatId) return;
+    }
+    const e = this.items.get(seq);
+    if (!e) return;
+    this.stick = false;
+    e.el.scrollIntoView({ block: 'center' });
+    this.lastTop = this.box.scrollTop;
+    e.el.classList.add('found');
+    setTimeout(() => e.el.classList.remove('found'), 2500);
   }
 
   // markRead tells the server the person has seen the chat up to the end,
