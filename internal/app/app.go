@@ -55,6 +55,8 @@ type App struct {
 	Search  *search.Service
 	Metrics *prometheus.Registry
 	Handler http.Handler
+	// MetricsHandler serves /metrics (token-checked when configured).
+	MetricsHandler http.Handler
 
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
@@ -158,6 +160,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if sqlDB, err := db.DB.DB(); err == nil {
+		// go_sql_* : open, in use and idle connections, waits for one.
+		reg.MustRegister(collectors.NewDBStatsCollector(sqlDB, string(db.Dialect)))
+	}
 	hubOpt := opt.Hub
 	hubOpt.Chats, hubOpt.Broker, hubOpt.Log, hubOpt.Metrics = chatSvc, broker, log, realtime.NewMetrics(reg)
 	hubOpt.Verify = authSvc.Verify
@@ -221,6 +227,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err != nil {
 		return nil, err
 	}
+	// /metrics needs AICHAT_METRICS_TOKEN when set; with AICHAT_METRICS_ADDR
+	// it is served there (by Run) instead of on the public listener.
+	a.MetricsHandler = httpapi.ProtectMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), cfg.MetricsToken)
+	mainMetrics := a.MetricsHandler
+	if cfg.MetricsAddr != "" {
+		mainMetrics = nil
+	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
 		Admin: adminsvc.New(adminsvc.Options{DB: db, Auth: authSvc, Chats: chatSvc, Hub: hub, AI: aiSvc, Broker: broker,
 			Log: log, Version: Version, Now: now}),
@@ -232,7 +245,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Hub:            hub,
 		AI:             aiSvc,
 		Ready:          a.ready,
-		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Metrics:        mainMetrics,
+		Registerer:     reg,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		AllowedOrigins: cfg.AllowedOrigins,
 		Social:         socialSvc,

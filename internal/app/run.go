@@ -93,6 +93,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	if cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(cfg.MetricsAddr, a.MetricsHandler, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if cfg.PprofAddr != "" {
 		stop, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
@@ -301,5 +308,20 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	log.Info("profiler listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
+
+// serveMetrics serves /metrics on a listener of its own (a private network
+// address the scraper reaches, not the public one).
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("metrics listening", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }

@@ -22,6 +22,8 @@ type Config struct {
 	RedisURL        string        // empty: in-process event broker
 	RedisPrefix     string        // namespaces Redis keys and channels (pub/sub ignores the /db number)
 	PprofAddr       string        // empty: no profiler; else a loopback address for net/http/pprof
+	MetricsAddr     string        // empty: /metrics on the main listener; else its own listener
+	MetricsToken    string        // empty: /metrics open; else it needs "Authorization: Bearer <token>"
 	LogFormat       string        // text or json
 	LogLevel        string        // debug, info, warn, error
 	ShutdownTimeout time.Duration // grace period for in-flight requests on SIGTERM
@@ -153,6 +155,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.RedisURL, "AICHAT_REDIS_URL")
 	str(&c.RedisPrefix, "AICHAT_REDIS_PREFIX")
 	str(&c.PprofAddr, "AICHAT_PPROF_ADDR")
+	str(&c.MetricsAddr, "AICHAT_METRICS_ADDR")
+	str(&c.MetricsToken, "AICHAT_METRICS_TOKEN")
 	str(&c.LogFormat, "AICHAT_LOG_FORMAT")
 	str(&c.LogLevel, "AICHAT_LOG_LEVEL")
 	dur(&c.ShutdownTimeout, "AICHAT_SHUTDOWN_TIMEOUT")
@@ -339,6 +343,8 @@ func (c Config) LogAttrs() []any {
 		"admin_email", c.AdminEmail,
 		"admin_password", mask(c.AdminPassword),
 		"openai_api_key", mask(c.OpenAIAPIKey),
+		"metrics_addr", c.MetricsAddr,
+		"metrics_token", mask(c.MetricsToken),
 	}
 }
 

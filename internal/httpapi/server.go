@@ -21,17 +21,21 @@ import (
 	"github.com/aichat/aichat/internal/search"
 	"github.com/aichat/aichat/internal/social"
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Deps are what the HTTP layer needs from the rest of the program.
 type Deps struct {
-	Log          *slog.Logger
-	Auth         *auth.Service
-	Chats        *chat.Service
-	Hub          *realtime.Hub
-	AI           *ai.Service
-	Ready        func(ctx context.Context) error // nil error when dependencies answer
-	Metrics      http.Handler                    // serves /metrics
+	Log     *slog.Logger
+	Auth    *auth.Service
+	Chats   *chat.Service
+	Hub     *realtime.Hub
+	AI      *ai.Service
+	Ready   func(ctx context.Context) error // nil error when dependencies answer
+	Metrics http.Handler                    // serves /metrics; nil: not on this router
+	// Registerer receives the HTTP metrics (requests by route and status,
+	// durations); nil: not collected.
+	Registerer   prometheus.Registerer
 	MaxBodyBytes int64
 	// AllowedOrigins may open /ws; empty means the server's own origin.
 	AllowedOrigins []string
@@ -71,7 +75,11 @@ func NewServer(d Deps) http.Handler {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.accessLog, s.recoverPanic, s.limitBody)
+	mw := []gin.HandlerFunc{s.requestID, s.accessLog}
+	if d.Registerer != nil {
+		mw = append(mw, newHTTPMetrics(d.Registerer).observe)
+	}
+	r.Use(append(mw, s.recoverPanic, s.limitBody)...)
 	r.NoRoute(func(c *gin.Context) {
 		s.writeError(c, apperr.New(apperr.CodeNotFound, "No such endpoint: %s %s.", c.Request.Method, c.Request.URL.Path))
 	})
