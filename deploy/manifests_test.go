@@ -350,3 +350,36 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("HPA minReplicas %d, want 2 or more", n)
 	}
 }
+
+// TestStackFilesReferToFiles: every config file a stack mounts exists, and
+// the monitoring stack joins the app stack's network.
+func TestStackFilesReferToFiles(t *testing.T) {
+	for _, file := range []string{"stack.yml", "monitoring.yml", "portainer.yml"} {
+		doc := loadYAML(t, file)[0]
+		configs, _ := at(doc, "configs").(obj)
+		for name, c := range configs {
+			f := str(at(c, "file"))
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("%s: config %s reads %s: %v", file, name, f, err)
+			}
+		}
+	}
+	// docker stack deploy -c stack.yml aichat names its network aichat_aichat.
+	if _, ok := at(loadYAML(t, "stack.yml")[0], "networks", "aichat").(obj); !ok {
+		t.Fatal("stack.yml: no network aichat")
+	}
+	mon := loadYAML(t, "monitoring.yml")[0]
+	want(t, "monitoring.yml", at(mon, "networks", "aichat", "name"), "aichat_aichat", "networks", "aichat", "name")
+	want(t, "monitoring.yml", at(mon, "networks", "aichat", "external"), "true", "networks", "aichat", "external")
+	// Prometheus scrapes the service by the name the app stack gives it.
+	prom, err := os.ReadFile("prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(prom), `names: ["tasks.aichat"]`) || !strings.Contains(string(prom), "port: 8080") {
+		t.Error("prometheus/prometheus.yml does not scrape tasks.aichat:8080")
+	}
+	if at(loadYAML(t, "stack.yml")[0], "services", "aichat") == nil {
+		t.Error("stack.yml: no aichat service for tasks.aichat")
+	}
+}
