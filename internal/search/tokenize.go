@@ -9,6 +9,7 @@ package search
 
 import (
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -29,23 +30,44 @@ type Token struct {
 	Start, End int
 }
 
-var fold = cases.Fold()
+// Casers and transformers keep state: each goroutine takes its own.
+var folders = sync.Pool{New: func() any {
+	return &folder{caser: cases.Fold(), strip: transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)}
+}}
+
+type folder struct {
+	caser cases.Caser
+	strip transform.Transformer
+}
 
 // Normalize folds a word for matching: NFKC, Unicode case folding, and
 // diacritics removed (é → e, ё → е, й → и), so "Café", "CAFE" and "café"
 // are one word.
 func Normalize(s string) string {
+	if isASCII(s) {
+		return asciiLower(s) // NFKC and folding of ASCII
+	}
+	f := folders.Get().(*folder)
+	defer folders.Put(f)
 	s = norm.NFKC.String(s)
-	s = fold.String(s)
+	s = f.caser.String(s)
 	if isASCII(s) {
 		return s
 	}
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	out, _, err := transform.String(t, s)
+	out, _, err := transform.String(f.strip, s)
 	if err != nil {
 		return s
 	}
 	return out
+}
+
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 func isASCII(s string) bool {
