@@ -554,8 +554,12 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 		} else if s.flaggedByProvider(s.ctx, t, text) {
 			a.Content, a.ErrorCode, notice = prompt.Notice, apperr.CodeAIModerated, "moderated"
 		}
-	case errors.Is(err, errStopped) || (s.ctx.Err() != nil && llm.KindOf(err) == llm.Canceled):
+	case errors.Is(err, errStopped):
 		a.Status = chat.StatusStopped
+	case s.ctx.Err() != nil && llm.KindOf(err) == llm.Canceled:
+		// This instance is shutting down: nobody pressed stop. Stored like
+		// an answer whose instance died (FailStaleAnswers), text kept.
+		a.Status, a.ErrorCode = chat.StatusFailed, "ai.interrupted"
 	default:
 		a.Status = chat.StatusFailed
 		a.ErrorCode, _, _ = describe(err)

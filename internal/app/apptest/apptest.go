@@ -31,6 +31,9 @@ type Server struct {
 	App    *app.App
 	Engine storetest.Engine
 	logs   *syncBuffer
+
+	stop     func()
+	stopOnce sync.Once
 }
 
 // Option adjusts the configuration or build options before start.
@@ -65,12 +68,21 @@ func Start(t testing.TB, e storetest.Engine, opts ...Option) *Server {
 		t.Fatalf("start app: %v", err)
 	}
 	ts := httptest.NewServer(a.Handler)
-	t.Cleanup(func() {
-		ts.Close()
-		a.Close()
-	})
-	return &Server{URL: ts.URL, App: a, Engine: e, logs: logs}
+	srv := &Server{URL: ts.URL, App: a, Engine: e, logs: logs}
+	srv.stop = func() {
+		srv.stopOnce.Do(func() {
+			ts.Close()
+			a.Close()
+		})
+	}
+	t.Cleanup(srv.stop)
+	return srv
 }
+
+// Stop shuts the instance down as a SIGTERM would (no new requests, every
+// socket closed with 1001, generations ended and saved), before the test
+// ends; the test's cleanup then does nothing more.
+func (s *Server) Stop() { s.stop() }
 
 // Logs returns everything the app has logged so far.
 func (s *Server) Logs() string { return s.logs.String() }
