@@ -329,6 +329,20 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Error("Deployment: no CPU request, so the HPA cannot compute utilization")
 	}
 	want(t, f, at(dep, "spec", "template", "spec", "securityContext", "runAsNonRoot"), "true", "runAsNonRoot")
+	// The scrape annotation names the metrics listener, which the Service
+	// does not expose.
+	var metricsAddr string
+	for _, e := range at(c, "env").([]any) {
+		if str(at(e, "name")) == "AICHAT_METRICS_ADDR" {
+			metricsAddr = str(at(e, "value"))
+		}
+	}
+	want(t, f, ":"+str(at(dep, "spec", "template", "metadata", "annotations", "prometheus.io/port")), metricsAddr, "prometheus.io/port")
+	for _, p := range at(svc, "spec", "ports").([]any) {
+		if ":"+str(at(p, "port")) == metricsAddr || str(at(p, "targetPort")) == "metrics" {
+			t.Errorf("Service exposes the metrics port: %v", p)
+		}
+	}
 	want(t, f, at(c, "envFrom", 0, "secretRef", "name"), str(at(loadYAML(t, "k8s/secret.example.yaml")[0], "metadata", "name")), "envFrom secret")
 	// Ingress -> Service -> container port, by name.
 	want(t, f, at(ing, "spec", "rules", 0, "http", "paths", 0, "backend", "service", "name"), str(at(svc, "metadata", "name")), "Ingress backend")
@@ -371,15 +385,27 @@ func TestStackFilesReferToFiles(t *testing.T) {
 	mon := loadYAML(t, "monitoring.yml")[0]
 	want(t, "monitoring.yml", at(mon, "networks", "aichat", "name"), "aichat_aichat", "networks", "aichat", "name")
 	want(t, "monitoring.yml", at(mon, "networks", "aichat", "external"), "true", "networks", "aichat", "external")
-	// Prometheus scrapes the service by the name the app stack gives it.
-	prom, err := os.ReadFile("prometheus/prometheus.yml")
-	if err != nil {
-		t.Fatal(err)
+	// Prometheus scrapes every task of the app stack's service: /metrics on
+	// its metrics listener, /readyz on the main one.
+	env := at(loadYAML(t, "stack.yml")[0], "services", "aichat", "environment")
+	port := func(v string) string { return v[strings.LastIndex(v, ":")+1:] }
+	wantPort := map[string]string{
+		"aichat":        port(str(at(env, "AICHAT_METRICS_ADDR"))),
+		"aichat-readyz": port(str(at(env, "AICHAT_ADDR"))),
 	}
-	if !strings.Contains(string(prom), `names: ["tasks.aichat"]`) || !strings.Contains(string(prom), "port: 8080") {
-		t.Error("prometheus/prometheus.yml does not scrape tasks.aichat:8080")
+	if wantPort["aichat"] == "" || wantPort["aichat"] == wantPort["aichat-readyz"] {
+		t.Errorf("stack.yml: aichat has no AICHAT_METRICS_ADDR of its own (/metrics would be on the proxied listener)")
 	}
-	if at(loadYAML(t, "stack.yml")[0], "services", "aichat") == nil {
-		t.Error("stack.yml: no aichat service for tasks.aichat")
+	found := 0
+	for _, job := range at(loadYAML(t, "prometheus/prometheus.yml")[0], "scrape_configs").([]any) {
+		name := str(at(job, "job_name"))
+		if p, ok := wantPort[name]; ok {
+			found++
+			want(t, "prometheus/prometheus.yml", at(job, "dns_sd_configs", 0, "names", 0), "tasks.aichat", name, "names")
+			want(t, "prometheus/prometheus.yml", at(job, "dns_sd_configs", 0, "port"), p, name, "port")
+		}
+	}
+	if found != len(wantPort) {
+		t.Errorf("prometheus/prometheus.yml: %d of the jobs %v", found, wantPort)
 	}
 }

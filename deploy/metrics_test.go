@@ -137,6 +137,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 	for name, label := range map[string]string{
 		"aichat_ai_generations_finished_total": `outcome="complete"`,
 		"aichat_ws_commands_total":             `command="send_message"`,
+		"aichat_http_requests_total":           `status="201"`,
 	} {
 		if !strings.Contains(exported[name], label) {
 			t.Errorf("%s has no series with %s:\n%s", name, label, exported[name])
