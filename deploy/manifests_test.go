@@ -191,7 +191,7 @@ func TestStackFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"AICHAT_JWT_KEYS=", "AICHAT_ENCRYPTION_KEYS=", "AICHAT_DATABASE_URL=postgres://"} {
+	for _, k := range []string{"AICHAT_JWT_KEYS=", "AICHAT_ENCRYPTION_KEYS=", "AICHAT_INDEX_KEYS=", "AICHAT_DATABASE_URL=postgres://"} {
 		if !strings.Contains(string(ex), "\n"+k) {
 			t.Errorf("aichat.env.example does not set %s (replicas must share it)", k)
 		}
