@@ -8,6 +8,7 @@ import (
 
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/chat"
+	"github.com/google/uuid"
 )
 
 // commandTimeout bounds the work one command may do (a database write).
@@ -45,10 +46,15 @@ func (h *Hub) handle(s *Session, msg []byte) {
 		err = apperr.New(CodeUnknownCommand, "Unknown command %q; known: send_message, typing, read, ai_stop, resume, ping.", truncate(in.Type, 40))
 	}
 	if err != nil {
-		if _, ok := apperr.As(err); !ok {
-			h.log.Error("socket command failed", "command", in.Type, "user_id", s.User.UserID, "err", err)
+		rid := uuid.NewString()
+		if e, ok := apperr.As(err); ok {
+			h.log.Info("socket command refused", "request_id", rid, "session_id", s.ID, "user_id", s.User.UserID,
+				"command", truncate(in.Type, 40), "code", e.Code)
+		} else {
+			h.log.Error("socket command failed", "request_id", rid, "session_id", s.ID, "user_id", s.User.UserID,
+				"command", truncate(in.Type, 40), "err", err)
 		}
-		extra := errorData{Command: truncate(in.Type, 40)}
+		extra := errorData{Command: truncate(in.Type, 40), RequestID: rid}
 		if in.Type == CmdSendMessage {
 			var d struct {
 				ClientID string `json:"client_id"`

@@ -77,6 +77,9 @@ type errorData struct {
 	ClientID string `json:"client_id,omitempty"`
 	Command  string `json:"command,omitempty"`
 	Retry    int    `json:"retry_after,omitempty"`
+	// RequestID names the failure in the server's log, so a user's report
+	// can be traced (REST errors carry one too).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Close codes, beyond RFC 6455's.
