@@ -153,6 +153,10 @@ func (s *Service) Search(ctx context.Context, r Request) (*Page, error) {
 			page.NextCursor = cursor
 			return page, nil
 		}
+		// Each statement groups the query's whole buckets: when most
+		// candidates were coincidences (a phrase, a word sharing its value
+		// with a common one), ask for more at once.
+		batch = min(2*batch, 500)
 	}
 }
 
