@@ -43,11 +43,11 @@ func clusterKey() string {
 // the schema; the second must find nothing to do.
 func startCluster(t *testing.T, e storetest.Engine, url, prefix string) (*apptest.Server, *apptest.Server) {
 	t.Helper()
-	jwt, enc := "k1="+clusterKey(), "e1="+clusterKey()
+	jwt, enc, idx := "k1="+clusterKey(), "e1="+clusterKey(), "i1="+clusterKey()
 	opts := []apptest.Option{
 		apptest.WithRedis(url, prefix),
 		apptest.WithConfig(func(c *config.Config) {
-			c.JWTKeys, c.EncryptionKeys = jwt, enc
+			c.JWTKeys, c.EncryptionKeys, c.IndexKeys = jwt, enc, idx
 		}),
 		apptest.WithHub(func(o *realtime.Options) {
 			o.PresenceGrace = 150 * time.Millisecond
