@@ -207,6 +207,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 			log.Error("real-time hub stopped", "err", err)
 		}
 	}()
+	a.background.Add(1)
+	go func() {
+		defer a.background.Done()
+		// History from before search, and messages whose indexing a
+		// stopped process lost, become searchable.
+		n, err := searchSvc.Backfill(bg, 500)
+		if err != nil && bg.Err() == nil {
+			log.Error("search: backfill", "err", err)
+		} else if n > 0 {
+			log.Info("search: indexed stored messages", "messages", n)
+		}
+	}()
 	if cfg.EncryptionKeys == "" {
 		// Keys live in the data folder's file: follow it, so a rotation by
 		// "aichat keys rotate" reaches this running server.

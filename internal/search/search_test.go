@@ -2,6 +2,7 @@ package search_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -197,6 +198,47 @@ func TestSearchCanaryAndAccess(t *testing.T) {
 		}
 		if st, _ := find(t, s, "", q); st != http.StatusUnauthorized {
 			t.Errorf("anonymous: %d", st)
+		}
+	})
+}
+
+// Backfill indexes messages that have no index rows (history from before
+// search, or indexing lost with a stopped process).
+func TestSearchBackfill(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := apptest.Start(t, e)
+		alice := s.Register(t, "alice@example.com")
+		c := newChat(t, s, alice.AccessToken)
+		var want []string
+		for i := range 7 {
+			want = append([]string{send(t, s, alice.AccessToken, c, fmt.Sprintf("backfilled message %d", i))}, want...)
+		}
+		send(t, s, alice.AccessToken, c, "!!!") // no word: no rows, ever
+		flush(t, s)
+		if err := s.App.DB.Exec("DELETE FROM message_tokens").Error; err != nil {
+			t.Fatal(err)
+		}
+		q := url.Values{"q": {"backfilled"}}
+		if _, p := find(t, s, alice.AccessToken, q); len(p.Results) != 0 {
+			t.Fatalf("found %v with an empty index", ids(p))
+		}
+		n, err := s.App.Search.Backfill(context.Background(), 3)
+		if err != nil || n != 7 {
+			t.Fatalf("Backfill = %d, %v; want 7", n, err)
+		}
+		if _, p := find(t, s, alice.AccessToken, q); !slices.Equal(ids(p), want) {
+			t.Fatalf("after backfill: %v, want %v", ids(p), want)
+		}
+		if n, err := s.App.Search.Backfill(context.Background(), 3); err != nil || n != 0 {
+			t.Fatalf("second Backfill = %d, %v; want 0", n, err)
+		}
+		// Deleting the chat deletes its index rows.
+		if r := s.Do(t, "DELETE", "/api/v1/chats/"+c, alice.AccessToken, nil); r.Status/100 != 2 {
+			t.Fatalf("delete chat: %d %s", r.Status, r.Body)
+		}
+		var left int64
+		if err := s.App.DB.Raw("SELECT COUNT(*) FROM message_tokens").Scan(&left).Error; err != nil || left != 0 {
+			t.Fatalf("%d index rows left after the chat was deleted (%v)", left, err)
 		}
 	})
 }
