@@ -163,7 +163,7 @@ type userRow struct {
 
 func (userRow) TableName() string { return "users" }
 
-func (u userRow) person() Person { return Person{ID: u.ID, Email: u.Email, Name: u.Name} }
+func (u userRow) person() Person { return Person(u) }
 
 // user reads one account; nil when there is none.
 func (s *Service) user(ctx context.Context, id string) (*userRow, error) {

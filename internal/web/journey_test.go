@@ -52,10 +52,6 @@ func waitMessage(p *page, text string) {
 	p.waitJS("message "+text, `[...document.querySelectorAll('#message-list li.msg:not(.pending) .body')].some(b => b.textContent === `+js(text)+`)`)
 }
 
-func badge(p *page, title string) string {
-	return eval[string](p, `(() => { const a = [...document.querySelectorAll('#chat-list a')].find(a => a.querySelector('.t').textContent === `+js(title)+`); const b = a && a.querySelector('.badge'); return b ? b.textContent : ''; })()`)
-}
-
 func count(list []string, s string) int {
 	n := 0
 	for _, x := range list {
