@@ -108,43 +108,51 @@ func TestSearchMatchesPlainSearchOnCorpus(t *testing.T) {
 			i := r.IntN(len(toks) - 1)
 			queries = append(queries, `"`+toks[i].Text+" "+toks[i+1].Text+`"`, `"`+toks[i+1].Text+" "+toks[i].Text+`"`)
 		}
-		for ui, u := range users {
-			in := map[string]bool{}
-			for _, rm := range rooms {
-				if slices.Contains(rm.members, ui) {
-					in[rm.id] = true
-				}
-			}
-			for _, q := range queries {
-				pq := search.ParseQuery(q)
-				var want []string
-				for _, m := range corpus {
-					if in[m.chat] && pq.Match(m.toks) {
-						want = append(want, m.id)
+		compare := func(t *testing.T, perStatement int) {
+			for ui, u := range users {
+				in := map[string]bool{}
+				for _, rm := range rooms {
+					if slices.Contains(rm.members, ui) {
+						in[rm.id] = true
 					}
 				}
-				slices.Reverse(want) // newest first
-				var got []string
-				cursor := ""
-				for {
-					p, err := s.App.Search.Search(ctx, search.Request{UserID: u.User.ID, Query: q, Limit: 50, Cursor: cursor})
-					if err != nil {
-						t.Fatalf("%q: %v", q, err)
+				for _, q := range queries {
+					pq := search.ParseQuery(q)
+					var want []string
+					for _, m := range corpus {
+						if in[m.chat] && pq.Match(m.toks) {
+							want = append(want, m.id)
+						}
 					}
-					for _, res := range p.Results {
-						got = append(got, res.MessageID)
+					slices.Reverse(want) // newest first
+					var got []string
+					cursor := ""
+					for {
+						p, err := s.App.Search.Search(ctx, search.Request{UserID: u.User.ID, Query: q, Limit: 50, Cursor: cursor})
+						if err != nil {
+							t.Fatalf("%q: %v", q, err)
+						}
+						for _, res := range p.Results {
+							got = append(got, res.MessageID)
+						}
+						if p.NextCursor == "" {
+							break
+						}
+						cursor = p.NextCursor
 					}
-					if p.NextCursor == "" {
-						break
+					if !slices.Equal(got, want) {
+						t.Errorf("%d chats per statement, user %d, %q: %d results, plain search %d", perStatement, ui, q, len(got), len(want))
 					}
-					cursor = p.NextCursor
-				}
-				if !slices.Equal(got, want) {
-					t.Errorf("user %d, %q: %d results, plain search %d", ui, q, len(got), len(want))
 				}
 			}
 		}
-		t.Logf("%d messages sent in %v, %d queries × %d users in %v", len(corpus), sentAt.Sub(start),
+		// Also with two chats per statement: the merge of several.
+		for _, perStatement := range []int{100, 2} {
+			restore := search.SetMaxChatsPerStatement(perStatement)
+			compare(t, perStatement)
+			restore()
+		}
+		t.Logf("%d messages sent in %v, %d queries × %d users × 2 in %v", len(corpus), sentAt.Sub(start),
 			len(queries), len(users), time.Since(sentAt))
 	})
 }

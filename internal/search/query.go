@@ -11,7 +11,6 @@ import (
 
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/chat"
-	"github.com/aichat/aichat/internal/store"
 	"github.com/google/uuid"
 )
 
@@ -24,9 +23,6 @@ const (
 	// maxScan bounds the candidates one request decrypts; past it the
 	// page ends early with a cursor to go on from.
 	maxScan = 2000
-	// maxPairs bounds (chat, token) pairs per statement; a user in more
-	// chats is searched in several statements.
-	maxPairs = 3000
 	// snippetRunes is the longest snippet.
 	snippetRunes = 200
 )
@@ -102,23 +98,25 @@ func (s *Service) Search(ctx context.Context, r Request) (*Page, error) {
 	}
 	// Each chat has its own key: the query's words hash differently in
 	// each.
-	var pairs []pair
+	// The first value drives the walk over the index: take the longest
+	// word first, as longer words tend to be rarer.
+	words := slices.Clone(q.Words)
+	slices.SortStableFunc(words, func(a, b string) int { return len(b) - len(a) })
+	cqs := make([]chatQuery, 0, len(chats))
 	for _, c := range chats {
 		h := s.hasher(c)
-		vals := make([]int, 0, len(q.Words))
-		for _, w := range q.Words {
-			if v := h.sum(w); !slices.Contains(vals, v) {
-				vals = append(vals, v)
+		cq := chatQuery{chat: c}
+		for _, w := range words {
+			if v := h.sum(w); !slices.Contains(cq.vals, v) {
+				cq.vals = append(cq.vals, v)
 			}
 		}
-		for _, v := range vals {
-			pairs = append(pairs, pair{chat: c, token: v, need: len(vals)})
-		}
+		cqs = append(cqs, cq)
 	}
 	cursor, scanned := r.Cursor, 0
 	batch := max(3*r.Limit, 50)
 	for {
-		ids, err := s.candidates(ctx, r.UserID, pairs, cursor, batch)
+		ids, err := s.candidates(ctx, r.UserID, cqs, cursor, batch)
 		if err != nil {
 			return nil, err
 		}
@@ -160,10 +158,14 @@ func (s *Service) Search(ctx context.Context, r Request) (*Page, error) {
 	}
 }
 
-type pair struct {
-	chat  string
-	token int
-	need  int // distinct values this chat's query has
+// maxChatsPerStatement bounds the chats one statement searches; a user in
+// more is searched in several statements (a variable for tests).
+var maxChatsPerStatement = 100
+
+// chatQuery is a search's index values in one chat.
+type chatQuery struct {
+	chat string
+	vals []int // distinct
 }
 
 // chatsOf returns the chats userID is a member of (only chatID when set:
@@ -188,22 +190,23 @@ func (s *Service) chatsOf(ctx context.Context, userID, chatID string) ([]string,
 
 // candidates returns up to n message ids below cursor, newest first, that
 // have every query value of their chat, in chats userID is a member of at
-// the moment the statement runs.
-func (s *Service) candidates(ctx context.Context, userID string, pairs []pair, cursor string, n int) ([]string, error) {
+// the moment the statement runs. Per chat, the statement walks the first
+// value's rows backwards on the primary key and looks the others up for
+// each, so it reads about as many rows as it returns when the words often
+// go together, and stops at n.
+func (s *Service) candidates(ctx context.Context, userID string, cqs []chatQuery, cursor string, n int) ([]string, error) {
 	var all []string
-	for start := 0; start < len(pairs); start += maxPairs {
-		part := pairs[start:min(start+maxPairs, len(pairs))]
-		ids, err := s.candidatesIn(ctx, userID, part, cursor, n)
+	for start := 0; start < len(cqs); start += maxChatsPerStatement {
+		ids, err := s.candidatesIn(ctx, userID, cqs[start:min(start+maxChatsPerStatement, len(cqs))], cursor, n)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, ids...)
 	}
-	if len(pairs) > maxPairs {
+	if len(cqs) > maxChatsPerStatement {
 		// Several statements: merge their newest.
 		slices.Sort(all)
 		slices.Reverse(all)
-		all = slices.Compact(all)
 		if len(all) > n {
 			all = all[:n]
 		}
@@ -211,30 +214,28 @@ func (s *Service) candidates(ctx context.Context, userID string, pairs []pair, c
 	return all, nil
 }
 
-func (s *Service) candidatesIn(ctx context.Context, userID string, pairs []pair, cursor string, n int) ([]string, error) {
+func (s *Service) candidatesIn(ctx context.Context, userID string, cqs []chatQuery, cursor string, n int) ([]string, error) {
 	var b strings.Builder
-	b.WriteString("WITH q (chat_id, token, need) AS (VALUES ")
-	row := "(?, ?, ?)"
-	if s.db.Dialect == store.Postgres {
-		row = "(CAST(? AS uuid), CAST(? AS integer), CAST(? AS integer))"
-	}
-	args := make([]any, 0, 3*len(pairs)+3)
-	for i, p := range pairs {
+	var args []any
+	for i, cq := range cqs {
 		if i > 0 {
-			b.WriteByte(',')
+			b.WriteString(" UNION ALL ")
 		}
-		b.WriteString(row)
-		args = append(args, p.chat, p.token, p.need)
+		fmt.Fprintf(&b, "SELECT message_id FROM (SELECT t.message_id FROM message_tokens t WHERE t.chat_id = ? AND t.token = ?")
+		args = append(args, cq.chat, cq.vals[0])
+		if cursor != "" {
+			b.WriteString(" AND t.message_id < ?")
+			args = append(args, cursor)
+		}
+		for _, v := range cq.vals[1:] {
+			b.WriteString(" AND EXISTS (SELECT 1 FROM message_tokens u WHERE u.chat_id = ? AND u.token = ? AND u.message_id = t.message_id)")
+			args = append(args, cq.chat, v)
+		}
+		fmt.Fprintf(&b, " AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = ? AND m.user_id = ?)"+
+			" ORDER BY t.message_id DESC LIMIT ?) c%d", i)
+		args = append(args, cq.chat, userID, n)
 	}
-	b.WriteString(`) SELECT t.message_id FROM message_tokens t
-		JOIN q ON q.chat_id = t.chat_id AND q.token = t.token
-		JOIN chat_members m ON m.chat_id = t.chat_id AND m.user_id = ?`)
-	args = append(args, userID)
-	if cursor != "" {
-		b.WriteString(" WHERE t.message_id < ?")
-		args = append(args, cursor)
-	}
-	b.WriteString(" GROUP BY t.message_id HAVING COUNT(*) = MIN(q.need) ORDER BY t.message_id DESC LIMIT ?")
+	b.WriteString(" ORDER BY message_id DESC LIMIT ?")
 	args = append(args, n)
 	var ids []string
 	if err := s.db.WithContext(ctx).Raw(b.String(), args...).Scan(&ids).Error; err != nil {
