@@ -96,10 +96,7 @@ func TestSearchMatchesPlainSearchOnCorpus(t *testing.T) {
 		flush(t, s)
 		sentAt := time.Now()
 
-		var queries []string
-		for _, w := range []string{"the", "и", "ёлка", "ЕЛКА", "cafe", "STRASSE", "uber", "lodz", "file", "abc", "1", "zebra", "время", "garcon"} {
-			queries = append(queries, w)
-		}
+		queries := []string{"the", "и", "ёлка", "ЕЛКА", "cafe", "STRASSE", "uber", "lodz", "file", "abc", "1", "zebra", "время", "garcon"}
 		for range 12 {
 			queries = append(queries, pick(r)+" "+pick(r), pick(r)+" "+pick(r)+" "+pick(r))
 		}
