@@ -16,11 +16,10 @@ import (
 // other shape falls back to encoding/json.
 
 var (
-	typePrefix  = []byte(`{"type":"`)
-	idKey       = []byte(`"id":"`)
-	codeKey     = []byte(`"code":"`)
-	contentKey  = []byte(`"content":"`)
-	clientIDKey = []byte(`"client_id":"`)
+	typePrefix = []byte(`{"type":"`)
+	idKey      = []byte(`"id":"`)
+	codeKey    = []byte(`"code":"`)
+	contentKey = []byte(`"content":"`)
 )
 
 // stringAfter returns the JSON string that starts right after key, if it

@@ -200,7 +200,7 @@ func (c *Client) params(req Request) ([]byte, error) {
 	for _, m := range req.Messages {
 		switch m.Role {
 		case "system", "user", "assistant", "developer":
-			w.Messages = append(w.Messages, wireMessage{Role: m.Role, Content: m.Content})
+			w.Messages = append(w.Messages, wireMessage(m))
 		default:
 			return nil, c.newError(BadRequest, "", "unknown message role "+m.Role, nil)
 		}
