@@ -381,8 +381,11 @@ func (s *Service) checkContent(content string) error {
 type Page struct {
 	Before int64
 	After  int64
-	Since  time.Time // with After unset: messages created after it, oldest first
-	Limit  int
+	// FromAfter: After was given, even as 0 — oldest first from it (After
+	// 0 alone cannot say "from the start").
+	FromAfter bool
+	Since     time.Time // with After unset: messages created after it, oldest first
+	Limit     int
 }
 
 // History returns a page of messages and whether there are more beyond it.
@@ -401,7 +404,7 @@ func (s *Service) History(ctx context.Context, userID, chatID string, p Page) ([
 	}
 	q := s.db.WithContext(ctx).Where("chat_id = ?", chatID).Limit(p.Limit + 1)
 	switch {
-	case p.After > 0:
+	case p.After > 0 || p.FromAfter:
 		q = q.Where("seq > ?", p.After).Order("seq ASC")
 		if p.Before > 0 {
 			q = q.Where("seq < ?", p.Before)

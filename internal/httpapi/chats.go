@@ -194,6 +194,7 @@ func (s *server) handleMessageList(c *gin.Context) error {
 	if p.After, err = queryInt(c, "after"); err != nil {
 		return err
 	}
+	_, p.FromAfter = c.GetQuery("after") // after=0: from the first message, oldest first
 	limit, err := queryInt(c, "limit")
 	if err != nil {
 		return err

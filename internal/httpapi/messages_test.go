@@ -395,8 +395,9 @@ func TestMessagesHistoryPagination(t *testing.T) {
 			{"after the newest: nothing", "after=120", seqRange(0, 0), false},
 			{"after and before", "after=10&before=15", seqRange(11, 14), false},
 			{"after and before, limited", "after=10&before=15&limit=2", seqRange(11, 12), true},
-			// after=0 means no after: newest first, as without it.
-			{"after 0 limit 200", "after=0&limit=200", seqRange(120, 1), false},
+			// after=0 is "from the first message": oldest first, like any after.
+			{"after 0 limit 200", "after=0&limit=200", seqRange(1, 120), false},
+			{"after 0 limit 5", "after=0&limit=5", seqRange(1, 5), true},
 			{"limit 0 means default", "limit=0", seqRange(120, 71), true},
 			{"limit 1", "limit=1", seqRange(120, 120), true},
 			{"limit 200", "limit=200", seqRange(120, 1), false},
