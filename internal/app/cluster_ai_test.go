@@ -23,16 +23,7 @@ func TestClusterAIStopAndResume(t *testing.T) {
 	up.SetModels("gpt-test")
 	words := strings.Repeat("word ", 400)
 	up.SetDefault(llmtest.Script{Text: words, TokenDelay: 15 * time.Millisecond})
-	url, prefix := redistest.Shared(t)
-	e := storetest.Postgres(t)
-	jwt, enc := "k1="+clusterKey(), "e1="+clusterKey()
-	opts := []apptest.Option{
-		apptest.WithRedis(url, prefix),
-		apptest.WithConfig(func(c *config.Config) { c.JWTKeys, c.EncryptionKeys = jwt, enc }),
-		apptest.WithAI(up.URL),
-	}
-	s1 := apptest.Start(t, e, opts...)
-	s2 := apptest.Start(t, e, opts...)
+	s1, s2 := aiCluster(t, up, nil)
 	alice, bob, chatID := clusterChat(t, s1, s2)
 	if r := s1.Do(t, "PATCH", "/api/v1/chats/"+chatID, alice.AccessToken,
 		map[string]any{"settings": map[string]any{"ai_mode": "always"}}); r.Status != http.StatusOK {
@@ -99,4 +90,25 @@ func TestClusterAIStopAndResume(t *testing.T) {
 			t.Fatalf("stored answer: seq %d %s %d bytes, want seq %d stopped with the partial text", m.Seq, m.Status, len(m.Content), start.Seq)
 		}
 	}
+}
+
+// aiCluster starts two instances on one PostgreSQL schema and the shared
+// Redis, with the same keys and the fake model up; more adjusts both
+// configurations (nil: nothing).
+func aiCluster(t *testing.T, up *llmtest.Server, more func(*config.Config)) (*apptest.Server, *apptest.Server) {
+	t.Helper()
+	url, prefix := redistest.Shared(t)
+	e := storetest.Postgres(t)
+	jwt, enc, idx := "k1="+clusterKey(), "e1="+clusterKey(), "i1="+clusterKey()
+	opts := []apptest.Option{
+		apptest.WithRedis(url, prefix),
+		apptest.WithConfig(func(c *config.Config) {
+			c.JWTKeys, c.EncryptionKeys, c.IndexKeys = jwt, enc, idx
+			if more != nil {
+				more(c)
+			}
+		}),
+		apptest.WithAI(up.URL),
+	}
+	return apptest.Start(t, e, opts...), apptest.Start(t, e, opts...)
 }

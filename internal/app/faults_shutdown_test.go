@@ -9,10 +9,7 @@ import (
 	"time"
 
 	"github.com/aichat/aichat/internal/ai/llm/llmtest"
-	"github.com/aichat/aichat/internal/app/apptest"
 	"github.com/aichat/aichat/internal/config"
-	"github.com/aichat/aichat/internal/redistest"
-	"github.com/aichat/aichat/internal/store/storetest"
 )
 
 // TestShutdownDuringStreams stops an instance (what SIGTERM does) while it
@@ -28,20 +25,10 @@ func TestShutdownDuringStreams(t *testing.T) {
 	up.SetModels("gpt-test")
 	words := strings.Repeat("word ", 400)
 	up.SetDefault(llmtest.Script{Text: words, TokenDelay: 20 * time.Millisecond})
-	url, prefix := redistest.Shared(t)
-	e := storetest.Postgres(t)
-	jwt, enc := "k1="+clusterKey(), "e1="+clusterKey()
-	opts := []apptest.Option{
-		apptest.WithRedis(url, prefix),
-		apptest.WithConfig(func(c *config.Config) {
-			c.JWTKeys, c.EncryptionKeys = jwt, enc
-			c.AIMaxConcurrent, c.AIDailyTokens = 1000, 0
-			c.WSCommandsPerMin = 10000
-		}),
-		apptest.WithAI(up.URL),
-	}
-	s1 := apptest.Start(t, e, opts...)
-	s2 := apptest.Start(t, e, opts...)
+	s1, s2 := aiCluster(t, up, func(c *config.Config) {
+		c.AIMaxConcurrent, c.AIDailyTokens = 1000, 0
+		c.WSCommandsPerMin = 10000
+	})
 	alice := s1.Register(t, "alice@example.com")
 	chats := make([]string, streams)
 	var wg sync.WaitGroup

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,28 +18,27 @@ import (
 // browser they skip, except under CI=true, where a missing browser fails.
 
 func chromiumPath(t *testing.T) string {
+	return browserPath(t, "Chromium", "AICHAT_TEST_CHROMIUM", "chromium",
+		"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+}
+
+// browserPath finds a browser: the path in env, else the first of paths
+// that exists; without one the test skips, or fails under CI=true.
+func browserPath(t *testing.T, name, env, pkg string, paths ...string) string {
 	t.Helper()
-	p := os.Getenv("AICHAT_TEST_CHROMIUM")
-	if p == "" {
-		for _, c := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-			if _, err := os.Stat(c); err == nil {
-				p = c
-				break
-			}
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	for _, c := range paths {
+		if _, err := os.Stat(c); err == nil {
+			return c
 		}
 	}
-	if p == "" {
-		if lp, err := exec.LookPath("chromium"); err == nil {
-			p = lp
-		}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("browser tests: no %s found (install Debian's %s or set %s); CI=true requires them", name, pkg, env)
 	}
-	if p == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("browser tests: no Chromium found (set AICHAT_TEST_CHROMIUM or install Debian's chromium); CI=true requires them")
-		}
-		t.Skip("browser tests skipped: no Chromium found (install Debian's chromium package or set AICHAT_TEST_CHROMIUM)")
-	}
-	return p
+	t.Skipf("browser tests skipped: no %s found (install Debian's %s package or set %s)", name, pkg, env)
+	return ""
 }
 
 // browser is one Chromium process for a test.

@@ -21,23 +21,7 @@ import (
 // what the tests use is here: navigate, resize, evaluate.
 
 func firefoxPath(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("AICHAT_TEST_FIREFOX")
-	if p == "" {
-		for _, c := range []string{"/usr/bin/firefox-esr", "/usr/bin/firefox"} {
-			if _, err := os.Stat(c); err == nil {
-				p = c
-				break
-			}
-		}
-	}
-	if p == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("Firefox tests: no Firefox found (install Debian's firefox-esr or set AICHAT_TEST_FIREFOX); CI=true requires them")
-		}
-		t.Skip("Firefox tests skipped: no Firefox found (install Debian's firefox-esr package or set AICHAT_TEST_FIREFOX)")
-	}
-	return p
+	return browserPath(t, "Firefox", "AICHAT_TEST_FIREFOX", "firefox-esr", "/usr/bin/firefox-esr", "/usr/bin/firefox")
 }
 
 type firefox struct {
