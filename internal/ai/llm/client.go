@@ -348,7 +348,28 @@ func (c *Client) attempt(parent context.Context, params []byte, res *Result, sta
 	case res.FinishReason == "":
 		return c.newError(Truncated, "", "stream ended without a finish_reason", io.ErrUnexpectedEOF)
 	}
+	if sawDone {
+		drain(raw.Body, func() { cancel(errDrain) })
+	}
 	return nil
+}
+
+// errDrain is the cancel cause when an upstream keeps a stream open after
+// [DONE].
+var errDrain = errors.New("llm: nothing but the end may follow [DONE]")
+
+// drainWait bounds the wait for the end of a response after [DONE].
+const drainWait = 100 * time.Millisecond
+
+// drain reads what follows [DONE] (normally nothing but the end of the
+// chunked body) so that the transport puts the connection back in its pool:
+// a body closed before its end closes its connection, and the next answer
+// then pays a new TCP and TLS handshake before its first token. An upstream
+// that keeps the response open is cut after drainWait by stop.
+func drain(body io.Reader, stop func()) {
+	t := time.AfterFunc(drainWait, stop)
+	defer t.Stop()
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
 }
 
 // watchdog starts the idle timer. When IdleTimeout is negative (disabled)

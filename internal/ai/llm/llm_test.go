@@ -787,3 +787,53 @@ func BenchmarkStreamRelay(b *testing.B) {
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(chunks), "ns/chunk")
 	b.ReportMetric(float64(chunks)/elapsed.Seconds(), "chunks/s")
 }
+
+// TestConnectionReused: answers one after another share one upstream
+// connection. A response body closed before its end closes the connection
+// (Go's transport cannot reuse it), and every answer would then pay a new
+// TCP and TLS handshake before its first token.
+func TestConnectionReused(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		script llmtest.Script
+	}{
+		{"recorded stream with [DONE]", llmtest.Script{Replay: llmtest.StreamA}},
+		{"generated stream", llmtest.Script{}},
+		{"body ends 20 ms after [DONE]", llmtest.Script{EndDelay: 20 * time.Millisecond}},
+		{"stream ending after finish_reason, no [DONE]", llmtest.Script{Replay: streamAUntilFinish()}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := llmtest.NewServer(t)
+			s.SetDefault(tc.script)
+			c := newTestClient(t, s)
+			for i := range 5 {
+				if _, res, err := run(t, c, context.Background(), hi()); err != nil || res.FinishReason == "" {
+					t.Fatalf("answer %d: finish %q, err %v", i, res.FinishReason, err)
+				}
+			}
+			if n := s.Connections(); n != 1 {
+				t.Errorf("5 answers in a row opened %d connections to the upstream, want 1", n)
+			}
+		})
+	}
+}
+
+// TestOpenAfterDone: an upstream that keeps the response open after [DONE]
+// costs the answer at most drainWait, and the answer is complete.
+func TestOpenAfterDone(t *testing.T) {
+	t.Parallel()
+	s := llmtest.NewServer(t)
+	s.SetDefault(llmtest.Script{Hold: true})
+	c := newTestClient(t, s)
+	start := time.Now()
+	text, res, err := run(t, c, context.Background(), hi())
+	if err != nil || res.FinishReason != "stop" || text == "" {
+		t.Fatalf("text %q, finish %q, err %v", text, res.FinishReason, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the answer took %v: it waited for the end of a response held open after [DONE]", d)
+	}
+}

@@ -64,6 +64,11 @@ type Script struct {
 	BreakAfter int
 	// ErrorMessage is the message of the mid-stream error breaks.
 	ErrorMessage string
+	// EndDelay holds the response open this long after the stream was
+	// written, as a proxy or a busy server may before it ends the chunked
+	// body; Hold instead keeps it open until the client goes away.
+	EndDelay time.Duration
+	Hold     bool
 }
 
 // UsageMode selects when a generated stream reports usage.

@@ -16,11 +16,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,8 +36,9 @@ type Server struct {
 	// URL is the base URL to configure a client with; it ends in /v1.
 	URL string
 
-	srv  *httptest.Server
-	quit chan struct{} // closed on Close, so stalled handlers let go
+	srv   *httptest.Server
+	quit  chan struct{} // closed on Close, so stalled handlers let go
+	conns atomic.Int64  // TCP connections accepted
 
 	mu     sync.Mutex
 	queue  []Script
@@ -64,11 +67,20 @@ type Request struct {
 // NewServer starts a fake upstream that lives until the test ends.
 func NewServer(t testing.TB) *Server {
 	s := &Server{quit: make(chan struct{}), models: []string{"gpt-4o-mini", "llama3.2:latest"}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL + "/v1"
 	t.Cleanup(s.Close)
 	return s
 }
+
+// Connections is the number of TCP connections clients opened so far.
+func (s *Server) Connections() int { return int(s.conns.Load()) }
 
 // Close stops the server, first releasing handlers that are stalled.
 func (s *Server) Close() {
@@ -227,6 +239,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &stream{w: w, req: r, quit: s.quit, sc: &sc, nl: "\n", id: fmt.Sprintf("chatcmpl-llmtest%d", n)}
 	st.run(rec)
+	switch {
+	case sc.Hold:
+		select {
+		case <-r.Context().Done():
+		case <-s.quit:
+		}
+	case sc.EndDelay > 0:
+		st.sleep(sc.EndDelay)
+	}
 }
 
 func writeBody(w http.ResponseWriter, status int, contentType, body string) {
