@@ -53,6 +53,7 @@ type Hub struct {
 	seed    maphash.Seed
 	shards  [shardCount]shard
 	up      websocket.Upgrader
+	corks   sync.Pool // write buffers of corked sockets (*[]byte)
 
 	ctx    context.Context // the hub's life: ends at Shutdown
 	cancel context.CancelFunc
@@ -205,12 +206,13 @@ func (h *Hub) CanConnect(userID string) error {
 // hub to hold chat events until the client's resume command has replayed
 // what it missed. httpapi has already checked credentials and origin.
 func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, p *auth.Principal, resume bool) error {
-	conn, err := h.up.Upgrade(w, r, nil)
+	cw := &corkWriter{ResponseWriter: w, pool: &h.corks}
+	conn, err := h.up.Upgrade(cw, r, nil)
 	if err != nil {
 		return err // the upgrader has answered the client
 	}
 	ctx, cancel := context.WithCancel(h.ctx)
-	s := &Session{ID: uuid.NewString(), User: p, hub: h, conn: conn, ctx: ctx, cancel: cancel,
+	s := &Session{ID: uuid.NewString(), User: p, hub: h, conn: conn, cork: cw.conn, ctx: ctx, cancel: cancel,
 		readDone: make(chan struct{}), bucket: tokenBucket{perMin: h.opt.CommandsPerMinute}}
 	if resume {
 		s.hold()

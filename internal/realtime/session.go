@@ -23,6 +23,7 @@ type Session struct {
 	User      *auth.Principal
 	hub       *Hub
 	conn      *websocket.Conn
+	cork      *corkConn // conn's connection; nil in tests that build a Session by hand
 	expiry    *time.Timer
 	ctx       context.Context // ends when the session closes
 	cancel    context.CancelFunc
@@ -131,24 +132,54 @@ func (s *Session) writeLoop() {
 		}
 		batch, s.items = s.items, batch[:0]
 		s.mu.Unlock()
+		corked := len(batch) > 1 && s.cork != nil
+		if corked {
+			s.cork.cork()
+		}
 		for i, it := range batch {
 			if s.closed.Load() && it.op != opClose {
 				break // closing: skip the backlog, the close item is queued
 			}
+			if it.op == opClose && corked {
+				// The close waits for the client's answer: what is
+				// buffered must be on its way first.
+				corked = false
+				if !s.uncork() {
+					return
+				}
+			}
 			if !s.write(it) {
-				s.mu.Lock()
-				s.items, s.writing = nil, false
-				s.mu.Unlock()
-				// The socket is done. A failed write may have discarded
-				// the close item queued meanwhile (a slow client closed
-				// while its write was blocked): close the connection here
-				// so the reader ends and the session leaves the hub.
-				s.conn.Close()
+				s.writeFailed()
 				return
 			}
 			batch[i] = item{} // let the frame go
 		}
+		if corked && !s.uncork() {
+			return
+		}
 	}
+}
+
+// uncork sends the frames buffered for one write; false means the socket
+// is done (and has been closed).
+func (s *Session) uncork() bool {
+	if err := s.cork.uncork(); err != nil {
+		s.close(0, "", "write_error")
+		s.writeFailed()
+		return false
+	}
+	return true
+}
+
+// writeFailed ends the writer of a socket that is done. A failed write may
+// have discarded the close item queued meanwhile (a slow client closed
+// while its write was blocked): the connection is closed here so the reader
+// ends and the session leaves the hub.
+func (s *Session) writeFailed() {
+	s.mu.Lock()
+	s.items, s.writing = nil, false
+	s.mu.Unlock()
+	s.conn.Close()
 }
 
 // write performs one item; false means the socket is done.
