@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/aichat/aichat/internal/admin"
+	"github.com/aichat/aichat/internal/ai"
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/chat"
@@ -15,6 +16,21 @@ import (
 // requireRole: admin only for anything that changes accounts or keys and
 // for the audit log; admin and support for usage, status and the
 // moderation queue. package admin does the work and writes the audit log.
+
+type (
+	quotaResponse struct {
+		Quota *ai.Quota `json:"quota"`
+	}
+	apiKeyList struct {
+		APIKeys []*auth.APIKey `json:"api_keys"`
+	}
+	// issuedKey holds the key itself: this answer is the only time it is
+	// shown.
+	issuedKey struct {
+		APIKey *auth.APIKey `json:"api_key"`
+		Key    string       `json:"key"`
+	}
+)
 
 // page reads ?limit= and ?before=.
 func page(c *gin.Context) (admin.Page, error) {
@@ -84,7 +100,7 @@ func (s *server) handleAdminQuotaReset(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"quota": q})
+	c.JSON(http.StatusOK, quotaResponse{Quota: q})
 	return nil
 }
 
@@ -113,7 +129,7 @@ func (s *server) handleAdminKeys(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"api_keys": keys})
+	c.JSON(http.StatusOK, apiKeyList{APIKeys: keys})
 	return nil
 }
 
@@ -129,7 +145,7 @@ func (s *server) handleAdminKeyIssue(c *gin.Context) error {
 		return err
 	}
 	noStore(c)
-	c.JSON(http.StatusCreated, gin.H{"key": raw, "api_key": k})
+	c.JSON(http.StatusCreated, issuedKey{APIKey: k, Key: raw})
 	return nil
 }
 

@@ -4,14 +4,26 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/aichat/aichat/internal/ai"
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/gin-gonic/gin"
+)
+
+type (
+	modelList struct {
+		Configured bool       `json:"configured"` // at least one provider is configured
+		Models     []ai.Model `json:"models"`
+	}
+	usageResponse struct {
+		Days  int        `json:"days"`
+		Usage []ai.Usage `json:"usage"` // per day and model
+	}
 )
 
 // handleModels lists the models every configured provider serves (never
 // their keys or addresses).
 func (s *server) handleModels(c *gin.Context) error {
-	c.JSON(http.StatusOK, gin.H{"models": s.deps.AI.Models(), "configured": s.deps.AI.Configured()})
+	c.JSON(http.StatusOK, modelList{Configured: s.deps.AI.Configured(), Models: s.deps.AI.Models()})
 	return nil
 }
 
@@ -50,7 +62,7 @@ func (s *server) handleMyUsage(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"days": days, "usage": u})
+	c.JSON(http.StatusOK, usageResponse{Days: days, Usage: u})
 	return nil
 }
 

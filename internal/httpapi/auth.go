@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/aichat/aichat/internal/apperr"
+	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/realtime"
 	"github.com/gin-gonic/gin"
 )
@@ -128,6 +129,11 @@ func (s *server) handleChangePassword(c *gin.Context) error {
 	return nil
 }
 
+// sessionList is the answer of GET /me/sessions.
+type sessionList struct {
+	Sessions []auth.SessionInfo `json:"sessions"`
+}
+
 // handleSessionList lists the caller's signed-in sessions.
 func (s *server) handleSessionList(c *gin.Context) error {
 	p := me(c)
@@ -135,7 +141,7 @@ func (s *server) handleSessionList(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"sessions": list})
+	c.JSON(http.StatusOK, sessionList{Sessions: list})
 	return nil
 }
 

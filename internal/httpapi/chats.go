@@ -9,13 +9,38 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// The answers that wrap a list or a few values. Their fields are in the
+// order of their JSON names, as a map's would be.
+type (
+	chatList struct {
+		Chats []*chat.Chat `json:"chats"`
+	}
+	invitationList struct {
+		Invitations []*chat.Invitation `json:"invitations"`
+	}
+	// invitationResponse: the chat asks newcomers to accept, so they were
+	// invited rather than added.
+	invitationResponse struct {
+		Invitation *chat.Invitation `json:"invitation"`
+	}
+	messagePage struct {
+		HasMore  bool            `json:"has_more"` // there are more messages in the direction asked
+		Messages []*chat.Message `json:"messages"`
+	}
+	readResponse struct {
+		ChatID      string `json:"chat_id"`
+		Total       int    `json:"total"`        // unread messages in all the caller's chats
+		UnreadCount int    `json:"unread_count"` // unread messages left in this chat
+	}
+)
+
 // handleChatList lists the caller's chats, most recent activity first.
 func (s *server) handleChatList(c *gin.Context) error {
 	list, err := s.chats.List(c.Request.Context(), me(c).UserID)
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"chats": inScope(me(c), list)})
+	c.JSON(http.StatusOK, chatList{Chats: inScope(me(c), list)})
 	return nil
 }
 
@@ -88,7 +113,7 @@ func (s *server) handleParticipantAdd(c *gin.Context) error {
 	}
 	if inv != nil {
 		// The chat asks newcomers to accept: they are invited, not added.
-		c.JSON(http.StatusAccepted, gin.H{"invitation": inv})
+		c.JSON(http.StatusAccepted, invitationResponse{Invitation: inv})
 		return nil
 	}
 	c.JSON(http.StatusOK, ch)
@@ -101,7 +126,7 @@ func (s *server) handleChatInvitations(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"invitations": list})
+	c.JSON(http.StatusOK, invitationList{Invitations: list})
 	return nil
 }
 
@@ -120,7 +145,7 @@ func (s *server) handleInvitations(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"invitations": list})
+	c.JSON(http.StatusOK, invitationList{Invitations: list})
 	return nil
 }
 
@@ -207,7 +232,7 @@ func (s *server) handleMessageList(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"messages": msgs, "has_more": more})
+	c.JSON(http.StatusOK, messagePage{HasMore: more, Messages: msgs})
 	return nil
 }
 
@@ -227,7 +252,7 @@ func (s *server) handleChatRead(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"chat_id": c.Param("id"), "unread_count": u.Chats[c.Param("id")], "total": u.Total})
+	c.JSON(http.StatusOK, readResponse{ChatID: c.Param("id"), Total: u.Total, UnreadCount: u.Chats[c.Param("id")]})
 	return nil
 }
 

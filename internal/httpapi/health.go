@@ -9,10 +9,15 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// statusResponse is the answer of /healthz and /readyz.
+type statusResponse struct {
+	Status string `json:"status" example:"ok"` // ok (healthz) or ready (readyz)
+}
+
 // handleHealthz answers while the process is up; it checks nothing else, so
 // an orchestrator does not restart a healthy process over a database outage.
 func (s *server) handleHealthz(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	c.JSON(http.StatusOK, statusResponse{Status: "ok"})
 }
 
 // handleReadyz answers 200 only when the dependencies answer, so a load
@@ -23,6 +28,6 @@ func (s *server) handleReadyz(c *gin.Context) error {
 	if err := s.deps.Ready(ctx); err != nil {
 		return apperr.Wrap(err, apperr.CodeUnavailable, "Not ready: "+err.Error())
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	c.JSON(http.StatusOK, statusResponse{Status: "ready"})
 	return nil
 }

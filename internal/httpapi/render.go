@@ -28,6 +28,11 @@ type renderRequest struct {
 	Items []renderItem `json:"items"`
 }
 
+// renderResponse holds one HTML fragment per item, in order.
+type renderResponse struct {
+	HTML []string `json:"html"`
+}
+
 // handleRender turns assistant answers (Markdown) into sanitized HTML for
 // the web app, so that no Markdown or sanitizer code runs in the browser
 // (internal/render explains why).
@@ -57,7 +62,7 @@ func (s *server) handleRender(c *gin.Context) error {
 			out[i] = s.deps.Render.HTML(it.Text)
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"html": out})
+	c.JSON(http.StatusOK, renderResponse{HTML: out})
 	return nil
 }
 

@@ -129,13 +129,18 @@ func (s *server) handleNotifications(c *gin.Context) error {
 	return nil
 }
 
+// unreadNotifications is how many notifications are left unread.
+type unreadNotifications struct {
+	Unread int64 `json:"unread"`
+}
+
 // handleNotificationRead marks one notification read.
 func (s *server) handleNotificationRead(c *gin.Context) error {
 	n, err := s.deps.Social.MarkRead(c.Request.Context(), me(c).UserID, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"unread": n})
+	c.JSON(http.StatusOK, unreadNotifications{Unread: n})
 	return nil
 }
 
@@ -144,6 +149,6 @@ func (s *server) handleNotificationsReadAll(c *gin.Context) error {
 	if err := s.deps.Social.MarkAllRead(c.Request.Context(), me(c).UserID); err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"unread": 0})
+	c.JSON(http.StatusOK, unreadNotifications{Unread: 0})
 	return nil
 }
