@@ -32,7 +32,7 @@ type Entry struct {
 	Action     string          `json:"action"`
 	TargetType string          `json:"target_type"` // user, api_key, flag
 	TargetID   string          `json:"target_id"`
-	Details    json.RawMessage `json:"details"`
+	Details    json.RawMessage `json:"details" swaggertype:"object"`
 	CreatedAt  time.Time       `json:"created_at"`
 }
 

@@ -47,6 +47,23 @@ func page(c *gin.Context) (admin.Page, error) {
 
 // handleAdminUsers lists and searches users: ?q= (email or name
 // substring), ?role=, ?blocked=true|false, ?limit=, ?before=.
+//
+// @Summary List and search users
+// @Description Admins only.
+// @Tags admin
+// @Produce json
+// @Param q query string false "Substring of the email or name"
+// @Param role query string false "Only this role" Enums(user, admin, support, bot)
+// @Param blocked query boolean false "Only blocked (true) or not blocked (false) accounts"
+// @Param limit query integer false "Page size" minimum(1)
+// @Param before query string false "next_before of the previous page"
+// @Success 200 {object} admin.UserPage
+// @Failure 400 {object} errorBody "validation.failed"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/users [get]
 func (s *server) handleAdminUsers(c *gin.Context) error {
 	p, err := page(c)
 	if err != nil {
@@ -70,6 +87,19 @@ func (s *server) handleAdminUsers(c *gin.Context) error {
 
 // handleAdminUserGet shows any account with today's quota (and a bot's
 // keys).
+//
+// @Summary One account
+// @Description Admins only. With today's quota, and a bot's keys.
+// @Tags admin
+// @Produce json
+// @Param id path string true "User id"
+// @Success 200 {object} admin.UserDetail
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 404 {object} errorBody "user.notFound"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/users/{id} [get]
 func (s *server) handleAdminUserGet(c *gin.Context) error {
 	u, err := s.deps.Admin.User(c.Request.Context(), c.Param("id"))
 	if err != nil {
@@ -81,6 +111,25 @@ func (s *server) handleAdminUserGet(c *gin.Context) error {
 
 // handleAdminUserUpdate changes a user's role or blocks them; their sockets
 // close on every instance.
+//
+// @Summary Change a user's role, or block them
+// @Description Admins only. Their access tokens stop working at once and their sockets close on every instance; blocking also ends their sessions.
+// @Tags admin
+// @Accept json
+// @Produce json
+// @Param id path string true "User id"
+// @Param body body auth.UserUpdate true "role, blocked, or both"
+// @Success 200 {object} auth.User
+// @Failure 400 {object} errorBody "validation.failed: unknown role"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 404 {object} errorBody "user.notFound"
+// @Failure 409 {object} errorBody "admin.selfChange: admins may not demote or block themselves"
+// @Failure 413 {object} errorBody "request.tooLarge: the body is larger than AICHAT_MAX_BODY_BYTES"
+// @Failure 415 {object} errorBody "request.unsupportedMediaType: the body is not application/json"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/users/{id} [patch]
 func (s *server) handleAdminUserUpdate(c *gin.Context) error {
 	var req auth.UserUpdate
 	if err := decode(c, &req); err != nil {
@@ -95,6 +144,19 @@ func (s *server) handleAdminUserUpdate(c *gin.Context) error {
 }
 
 // handleAdminQuotaReset gives a user today's whole allowance again.
+//
+// @Summary Give a user today's allowance again
+// @Description Admins only.
+// @Tags admin
+// @Produce json
+// @Param id path string true "User id"
+// @Success 200 {object} quotaResponse
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 404 {object} errorBody "user.notFound"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/users/{id}/quota/reset [post]
 func (s *server) handleAdminQuotaReset(c *gin.Context) error {
 	q, err := s.deps.Admin.ResetQuota(c.Request.Context(), me(c), c.Param("id"))
 	if err != nil {
@@ -110,6 +172,23 @@ type botRequest struct {
 }
 
 // handleAdminBotCreate creates a bot account.
+//
+// @Summary Create a bot account
+// @Description Admins only. A bot signs in with API keys only.
+// @Tags admin
+// @Accept json
+// @Produce json
+// @Param body body botRequest true "The bot's email and name"
+// @Success 201 {object} auth.User
+// @Failure 400 {object} errorBody "validation.failed"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 409 {object} errorBody "auth.emailTaken"
+// @Failure 413 {object} errorBody "request.tooLarge: the body is larger than AICHAT_MAX_BODY_BYTES"
+// @Failure 415 {object} errorBody "request.unsupportedMediaType: the body is not application/json"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/bots [post]
 func (s *server) handleAdminBotCreate(c *gin.Context) error {
 	var req botRequest
 	if err := decode(c, &req); err != nil {
@@ -124,6 +203,19 @@ func (s *server) handleAdminBotCreate(c *gin.Context) error {
 }
 
 // handleAdminKeys lists a bot's API keys (never the keys).
+//
+// @Summary A bot's API keys
+// @Description Admins only. Never the keys themselves.
+// @Tags admin
+// @Produce json
+// @Param id path string true "Bot user id"
+// @Success 200 {object} apiKeyList
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 404 {object} errorBody "user.notFound"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/bots/{id}/keys [get]
 func (s *server) handleAdminKeys(c *gin.Context) error {
 	keys, err := s.deps.Admin.Keys(c.Request.Context(), c.Param("id"))
 	if err != nil {
@@ -135,6 +227,24 @@ func (s *server) handleAdminKeys(c *gin.Context) error {
 
 // handleAdminKeyIssue creates an API key; the answer is the only time the
 // key is shown.
+//
+// @Summary Issue an API key for a bot
+// @Description Admins only. The answer is the only time the key is shown.
+// @Tags admin
+// @Accept json
+// @Produce json
+// @Param id path string true "Bot user id"
+// @Param body body admin.KeyRequest true "The key's name and the chats it may use"
+// @Success 201 {object} issuedKey
+// @Failure 400 {object} errorBody "validation.failed: not a bot, or a chat the bot is not in"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 404 {object} errorBody "user.notFound"
+// @Failure 413 {object} errorBody "request.tooLarge: the body is larger than AICHAT_MAX_BODY_BYTES"
+// @Failure 415 {object} errorBody "request.unsupportedMediaType: the body is not application/json"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/bots/{id}/keys [post]
 func (s *server) handleAdminKeyIssue(c *gin.Context) error {
 	var req admin.KeyRequest
 	if err := decode(c, &req); err != nil {
@@ -150,6 +260,19 @@ func (s *server) handleAdminKeyIssue(c *gin.Context) error {
 }
 
 // handleAdminKeyRevoke revokes an API key; its sockets close.
+//
+// @Summary Revoke an API key
+// @Description Admins only. Sockets opened with the key close.
+// @Tags admin
+// @Produce json
+// @Param id path string true "API key id"
+// @Success 200 {object} auth.APIKey "The revoked key"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 404 {object} errorBody "apiKey.notFound"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/keys/{id} [delete]
 func (s *server) handleAdminKeyRevoke(c *gin.Context) error {
 	k, err := s.deps.Admin.RevokeKey(c.Request.Context(), me(c), c.Param("id"))
 	if err != nil {
@@ -161,6 +284,23 @@ func (s *server) handleAdminKeyRevoke(c *gin.Context) error {
 
 // handleAdminAudit lists the audit log: ?action=, ?actor=, ?target=,
 // ?limit=, ?before=.
+//
+// @Summary The audit log
+// @Description Admins only. Newest first.
+// @Tags admin
+// @Produce json
+// @Param action query string false "Only this action"
+// @Param actor query string false "Only this actor (user id)"
+// @Param target query string false "Only this target id"
+// @Param limit query integer false "Page size" minimum(1)
+// @Param before query string false "next_before of the previous page"
+// @Success 200 {object} admin.AuditPage
+// @Failure 400 {object} errorBody "validation.failed"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/audit [get]
 func (s *server) handleAdminAudit(c *gin.Context) error {
 	p, err := page(c)
 	if err != nil {
@@ -177,6 +317,20 @@ func (s *server) handleAdminAudit(c *gin.Context) error {
 
 // handleUsageTotals shows usage per user and model, per model and per day
 // over ?days= (default 30), optionally for ?user=; admins and support.
+//
+// @Summary Assistant usage totals
+// @Description Admins and support. Per user and model, per model and per day.
+// @Tags admin
+// @Produce json
+// @Param days query integer false "How many days back" minimum(1) maximum(366) default(30)
+// @Param user query string false "Only this user id"
+// @Success 200 {object} admin.UsageReport
+// @Failure 400 {object} errorBody "validation.failed: days"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/usage [get]
 func (s *server) handleUsageTotals(c *gin.Context) error {
 	days, err := usageDays(c)
 	if err != nil {
@@ -191,6 +345,17 @@ func (s *server) handleUsageTotals(c *gin.Context) error {
 }
 
 // handleAdminStatus shows this instance's health; admins and support.
+//
+// @Summary This instance's health
+// @Description Admins and support.
+// @Tags admin
+// @Produce json
+// @Success 200 {object} admin.Status
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/status [get]
 func (s *server) handleAdminStatus(c *gin.Context) error {
 	noStore(c)
 	c.JSON(http.StatusOK, s.deps.Admin.Status(c.Request.Context()))
@@ -199,6 +364,21 @@ func (s *server) handleAdminStatus(c *gin.Context) error {
 
 // handleAdminFlags lists the moderation queue: ?status=open|reviewed|all,
 // ?limit=, ?before=.
+//
+// @Summary The moderation queue
+// @Description Admins and support.
+// @Tags admin
+// @Produce json
+// @Param status query string false "Which flags" Enums(open, reviewed, all) default(open)
+// @Param limit query integer false "Page size" minimum(1)
+// @Param before query string false "next_before of the previous page"
+// @Success 200 {object} admin.FlagPage
+// @Failure 400 {object} errorBody "validation.failed"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/flags [get]
 func (s *server) handleAdminFlags(c *gin.Context) error {
 	p, err := page(c)
 	if err != nil {
@@ -213,6 +393,19 @@ func (s *server) handleAdminFlags(c *gin.Context) error {
 }
 
 // handleAdminFlagReview marks a flag reviewed.
+//
+// @Summary Mark a flag reviewed
+// @Description Admins and support.
+// @Tags admin
+// @Produce json
+// @Param id path string true "Flag id"
+// @Success 200 {object} admin.Flag
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.forbidden: the caller's role may not do this (or a bot API key); auth.userBlocked"
+// @Failure 404 {object} errorBody "moderation.flagNotFound"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/admin/flags/{id}/review [post]
 func (s *server) handleAdminFlagReview(c *gin.Context) error {
 	f, err := s.deps.Admin.ReviewFlag(c.Request.Context(), me(c), c.Param("id"))
 	if err != nil {

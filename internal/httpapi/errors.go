@@ -70,13 +70,14 @@ var statusByCode = map[string]int{
 	apperr.CodeNotificationNotFound: http.StatusNotFound,
 }
 
-// errorBody is the JSON shape of every error answer.
+// errorBody is the JSON shape of every error answer; the OpenAPI spec calls
+// it Error.
 type errorBody struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Field     string `json:"field,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
+	Code      string `json:"code" example:"area.reason"`                         // what went wrong, e.g. chat.notFound; decides the status
+	Message   string `json:"message" example:"A sentence for a person to read."` // for people; may change between versions
+	Field     string `json:"field,omitempty" example:"email"`                    // the request field at fault, when there is one
+	RequestID string `json:"request_id,omitempty"`                               // matches the X-Request-ID response header
+} //	@name	Error
 
 // writeError answers err as JSON. Errors without a code are internal: they
 // are logged with the request id and answered without details.

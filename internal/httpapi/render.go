@@ -36,6 +36,23 @@ type renderResponse struct {
 // handleRender turns assistant answers (Markdown) into sanitized HTML for
 // the web app, so that no Markdown or sanitizer code runs in the browser
 // (internal/render explains why).
+//
+// @Summary Render Markdown answers as HTML
+// @Description Turns assistant answers (Markdown) into sanitized HTML with highlighted code, so that no Markdown or sanitizer code runs in the browser. At most 100 texts and 512 KiB per request.
+// @Tags ai
+// @Accept json
+// @Produce json
+// @Param body body renderRequest true "The texts; partial: still streaming (an open code fence is closed)"
+// @Success 200 {object} renderResponse
+// @Failure 400 {object} errorBody "validation.failed: too many items or too much text"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
+// @Failure 403 {object} errorBody "auth.userBlocked; auth.forbidden for a bot API key"
+// @Failure 413 {object} errorBody "request.tooLarge: the body is larger than AICHAT_MAX_BODY_BYTES"
+// @Failure 415 {object} errorBody "request.unsupportedMediaType: the body is not application/json"
+// @Failure 429 {object} errorBody "rateLimit.exceeded; see Retry-After"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Router /api/v1/render [post]
 func (s *server) handleRender(c *gin.Context) error {
 	var req renderRequest
 	if err := decode(c, &req); err != nil {

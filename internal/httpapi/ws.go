@@ -15,6 +15,23 @@ import (
 // user's connection limit, and hands the socket to the hub. Every refusal
 // is an ordinary JSON error before the upgrade, so a client can tell a bad
 // token (401) from a foreign page (403) or too many tabs (429).
+//
+// @Summary Open the WebSocket
+// @Description Upgrades to the WebSocket that carries events and commands (docs/protocol.md). The credential is, in order: the Authorization header (access token or bot API key), ?ticket= from POST /api/v1/ws/ticket, ?token=, or the subprotocol bearer.<token>. Every refusal is a JSON error before the upgrade.
+// @Tags realtime
+// @Produce json
+// @Param ticket query string false "Single-use ticket from POST /api/v1/ws/ticket"
+// @Param token query string false "Access token (prefer a ticket: URLs end up in logs)"
+// @Param resume query string false "1 or true: resume, sending what was missed since the last connection"
+// @Success 101 "Switching Protocols"
+// @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired; tickets: auth.invalidToken when unknown, used or expired"
+// @Failure 403 {object} errorBody "webSocket.originForbidden: Origin not allowed (AICHAT_ALLOWED_ORIGINS); auth.userBlocked"
+// @Failure 426 {object} errorBody "webSocket.upgradeRequired: not a WebSocket upgrade request"
+// @Failure 429 {object} errorBody "rateLimit.exceeded: too many open connections for this account"
+// @Failure 500 {object} errorBody "internal.error"
+// @Security BearerAuth
+// @Security BotAPIKey
+// @Router /ws [get]
 func (s *server) handleWS(c *gin.Context) error {
 	r := c.Request
 	if r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r) {
