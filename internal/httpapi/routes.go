@@ -13,6 +13,10 @@ func (s *server) routes(r *gin.Engine) {
 		r.GET("/metrics", gin.WrapH(s.deps.Metrics))
 	}
 	r.GET("/ws", s.h(s.handleWS))
+	// The OpenAPI spec and Swagger UI (openapi.go); public, like the
+	// source it is generated from.
+	r.GET("/swagger/*path", s.handleSwagger)
+	r.HEAD("/swagger/*path", s.handleSwagger)
 	if s.deps.Web != nil {
 		web := gin.WrapH(s.deps.Web)
 		r.GET("/", web)
