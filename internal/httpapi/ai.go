@@ -72,7 +72,7 @@ func (s *server) handleAIStop(c *gin.Context) error {
 // @Param id path string true "Chat id"
 // @Param seq path integer true "seq of the last answer"
 // @Success 202 {object} chat.Message "The answer being written again"
-// @Failure 400 {object} errorBody "validation.failed: seq is not the last answer"
+// @Failure 400 {object} errorBody "validation.failed: seq is not the last answer; ai.modelNotFound: the chat has no model"
 // @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
 // @Failure 403 {object} errorBody "auth.userBlocked; auth.forbidden for a bot API key"
 // @Failure 404 {object} errorBody "chat.notFound, message.notFound"

@@ -64,9 +64,9 @@ func (s *server) handleChatList(c *gin.Context) error {
 // @Produce json
 // @Param body body chat.NewChat true "Title, AI settings and members"
 // @Success 201 {object} chat.Chat
-// @Failure 400 {object} errorBody "validation.failed, ai.modelNotFound"
+// @Failure 400 {object} errorBody "validation.failed: title, settings or participants"
 // @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
-// @Failure 403 {object} errorBody "auth.userBlocked; auth.forbidden for a bot API key"
+// @Failure 403 {object} errorBody "chat.blocked: a member blocked the caller, or the other way round; auth.userBlocked; auth.forbidden for a bot API key"
 // @Failure 404 {object} errorBody "user.notFound: a member to add has no account"
 // @Failure 413 {object} errorBody "request.tooLarge: the body is larger than AICHAT_MAX_BODY_BYTES"
 // @Failure 415 {object} errorBody "request.unsupportedMediaType: the body is not application/json"
@@ -118,7 +118,7 @@ func (s *server) handleChatGet(c *gin.Context) error {
 // @Param id path string true "Chat id"
 // @Param body body chat.Update true "title, settings, or both"
 // @Success 200 {object} chat.Chat
-// @Failure 400 {object} errorBody "validation.failed, ai.modelNotFound"
+// @Failure 400 {object} errorBody "validation.failed: title or settings"
 // @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
 // @Failure 403 {object} errorBody "chat.forbidden: only the owner may; auth.userBlocked; auth.forbidden for a bot API key"
 // @Failure 404 {object} errorBody "chat.notFound"

@@ -48,7 +48,7 @@ type friendRequest struct {
 // @Failure 400 {object} errorBody "validation.failed: a bad email, or the caller's own"
 // @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
 // @Failure 403 {object} errorBody "auth.userBlocked; auth.forbidden for a bot API key"
-// @Failure 409 {object} errorBody "friend.alreadyFriends"
+// @Failure 409 {object} errorBody "friend.alreadyFriends; friend.blocked: the caller blocked this person"
 // @Failure 413 {object} errorBody "request.tooLarge: the body is larger than AICHAT_MAX_BODY_BYTES"
 // @Failure 415 {object} errorBody "request.unsupportedMediaType: the body is not application/json"
 // @Failure 429 {object} errorBody "rateLimit.exceeded: too many requests; see Retry-After"
@@ -165,7 +165,6 @@ func (s *server) handleFriendRemove(c *gin.Context) error {
 // @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
 // @Failure 403 {object} errorBody "auth.userBlocked; auth.forbidden for a bot API key"
 // @Failure 404 {object} errorBody "friend.notFound"
-// @Failure 409 {object} errorBody "friend.blocked: one of the two blocked the other"
 // @Failure 500 {object} errorBody "internal.error"
 // @Security BearerAuth
 // @Router /api/v1/friends/{user_id}/chat [post]
@@ -213,6 +212,7 @@ func (s *server) handleBlock(c *gin.Context) error {
 // @Produce json
 // @Param user_id path string true "User id"
 // @Success 204 "Not blocked"
+// @Failure 404 {object} errorBody "user.notFound: not a user id"
 // @Failure 401 {object} errorBody "auth.required, auth.invalidToken or auth.tokenExpired: no, a bad or an expired access token"
 // @Failure 403 {object} errorBody "auth.userBlocked; auth.forbidden for a bot API key"
 // @Failure 500 {object} errorBody "internal.error"
