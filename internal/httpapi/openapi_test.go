@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +44,8 @@ func TestOpenAPIFresh(t *testing.T) {
 	}
 	args[i+1] = out
 
-	cmd := exec.Command(goCommand(), args...)
+	// go test puts the go command that runs it first in PATH.
+	cmd := exec.Command("go", args...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
@@ -65,19 +65,6 @@ func TestOpenAPIFresh(t *testing.T) {
 			}
 		})
 	}
-}
-
-// goCommand is the go tool that runs this test.
-func goCommand() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 func firstDiff(got, want []byte) string {
