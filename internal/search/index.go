@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/seal"
@@ -31,6 +33,11 @@ type Options struct {
 	// QueueSize is how many messages may wait to be indexed; past it,
 	// indexing runs on the caller (default 4096).
 	QueueSize int
+	// Reload reads the index keyring again from where it came from (the
+	// data folder's key file); nil when the keys are fixed (from
+	// AICHAT_INDEX_KEYS). A key the database names and this process
+	// lacks is looked for there.
+	Reload func() (secrets.Keyring, error)
 }
 
 // Service indexes messages as they are written and answers searches.
@@ -39,8 +46,15 @@ type Options struct {
 type Service struct {
 	db     *store.DB
 	sealer *seal.Sealer
-	root   []byte // current index key
 	log    *slog.Logger
+
+	keysMu     sync.Mutex
+	keys       secrets.Keyring
+	reload     func() (secrets.Keyring, error)
+	lastReload time.Time
+	cur        atomic.Pointer[keyVersion] // as last read from the database
+
+	owner string // this process's name on a rebuild lease
 
 	queue chan job
 	stop  chan struct{}
@@ -55,8 +69,9 @@ type job struct {
 }
 
 // New returns a Service over db, opening messages with sealer and hashing
-// words with the current key of index. It starts the indexing goroutine;
-// Close stops it.
+// words with the keys of index: the database records which of them is
+// current (the first of index on a database that has none recorded). It
+// starts the indexing goroutine; Close stops it.
 func New(db *store.DB, sealer *seal.Sealer, index secrets.Keyring, opt Options) (*Service, error) {
 	if err := index.Validate(); err != nil {
 		return nil, fmt.Errorf("search: index keys: %w", err)
@@ -67,8 +82,13 @@ func New(db *store.DB, sealer *seal.Sealer, index secrets.Keyring, opt Options) 
 	if opt.QueueSize <= 0 {
 		opt.QueueSize = 4096
 	}
-	s := &Service{db: db, sealer: sealer, root: index.Current().Secret, log: opt.Log,
+	s := &Service{db: db, sealer: sealer, keys: index, reload: opt.Reload, log: opt.Log, owner: secrets.NewID() + secrets.NewID(),
 		queue: make(chan job, opt.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.bootstrap(ctx, index.Current()); err != nil {
+		return nil, err
+	}
 	go s.run()
 	return s, nil
 }
@@ -79,10 +99,11 @@ func (s *Service) Close() {
 	<-s.done
 }
 
-// chatKey derives a chat's index key: the same word hashes differently in
-// every chat, so index values cannot be compared across chats.
-func (s *Service) chatKey(chatID string) []byte {
-	k, err := hkdf.Key(sha256.New, s.root, nil, "aichat search index v1\x00"+chatID, 32)
+// chatKey derives a chat's index key from an index key (root): the same
+// word hashes differently in every chat, so index values cannot be
+// compared across chats, and differently under every index key.
+func chatKey(root []byte, chatID string) []byte {
+	k, err := hkdf.Key(sha256.New, root, nil, "aichat search index v1\x00"+chatID, 32)
 	if err != nil {
 		panic(err) // only for lengths HKDF cannot give; 32 always works
 	}
@@ -95,8 +116,8 @@ type hasher struct {
 	buf [sha256.Size]byte
 }
 
-func (s *Service) hasher(chatID string) *hasher {
-	return &hasher{mac: hmac.New(sha256.New, s.chatKey(chatID))}
+func newHasher(root []byte, chatID string) *hasher {
+	return &hasher{mac: hmac.New(sha256.New, chatKey(root, chatID))}
 }
 
 func (h *hasher) sum(token string) int {
@@ -106,10 +127,18 @@ func (h *hasher) sum(token string) int {
 	return int(binary.BigEndian.Uint16(b) >> (16 - Bits))
 }
 
-// Values returns the distinct index values of text's words in chatID, in
-// first-seen order.
+// Values returns the distinct index values of text's words in chatID
+// under the current index key, in first-seen order.
 func (s *Service) Values(chatID, text string) []int {
-	h := s.hasher(chatID)
+	root, ok := s.secret(s.CurrentKeyID())
+	if !ok {
+		return nil
+	}
+	return values(root, chatID, text)
+}
+
+func values(root []byte, chatID, text string) []int {
+	h := newHasher(root, chatID)
 	var seen [1 << Bits]bool
 	var out []int
 	for _, t := range Tokenize(text) {
@@ -230,7 +259,22 @@ func (s *Service) write(ctx context.Context, jobs []job) {
 	if len(jobs) == 0 {
 		return
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.writeJobs(tx, jobs) })
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		cur, err := s.currentVersion(tx, true)
+		if err != nil {
+			return err
+		}
+		root, ok := s.secret(cur.KeyID)
+		if !ok {
+			return fmt.Errorf("%w: %q (version %d)", errNoKey, cur.KeyID, cur.Version)
+		}
+		return s.writeJobs(tx, jobs, cur.Version, root)
+	})
+	if errors.Is(err, errNoKey) {
+		// Not written: the next start with the key indexes them (Backfill).
+		s.log.Error("search: cannot index messages without the current index key", "messages", len(jobs), "err", err)
+		return
+	}
 	if err == nil || len(jobs) == 1 {
 		if err != nil && !isGone(err) {
 			s.log.Error("search: index message", "message_id", jobs[0].messageID, "err", err)
@@ -251,26 +295,29 @@ func isGone(err error) bool {
 	return strings.Contains(msg, "FOREIGN KEY constraint failed") || strings.Contains(msg, "SQLSTATE 23503")
 }
 
-func (s *Service) writeJobs(tx *gorm.DB, jobs []job) error {
+// writeJobs writes the jobs' tokens as rows of version, hashed under root
+// (that version's key). A replaced message loses its rows of every
+// version first, so a message always has rows of one version only.
+func (s *Service) writeJobs(tx *gorm.DB, jobs []job, version int, root []byte) error {
 	for _, j := range jobs {
 		if j.replace {
 			if err := tx.Exec("DELETE FROM message_tokens WHERE message_id = ?", j.messageID).Error; err != nil {
 				return err
 			}
 		}
-		vals := s.Values(j.chatID, j.text)
+		vals := values(root, j.chatID, j.text)
 		if len(vals) == 0 {
 			continue
 		}
 		var q strings.Builder
-		q.WriteString("INSERT INTO message_tokens (chat_id, token, message_id) VALUES ")
-		args := make([]any, 0, 3*len(vals))
+		q.WriteString("INSERT INTO message_tokens (chat_id, key_version, token, message_id) VALUES ")
+		args := make([]any, 0, 4*len(vals))
 		for i, v := range vals {
 			if i > 0 {
 				q.WriteByte(',')
 			}
-			q.WriteString("(?, ?, ?)")
-			args = append(args, j.chatID, v, j.messageID)
+			q.WriteString("(?, ?, ?, ?)")
+			args = append(args, j.chatID, version, v, j.messageID)
 		}
 		q.WriteString(" ON CONFLICT DO NOTHING")
 		if err := tx.Exec(q.String(), args...).Error; err != nil {

@@ -92,26 +92,72 @@ func (s *Service) Search(ctx context.Context, r Request) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	page := &Page{Results: []Result{}}
 	if len(chats) == 0 {
-		return page, nil
+		return &Page{Results: []Result{}}, nil
+	}
+	// During a rebuild after a key rotation rows have one of several
+	// versions (each message all of one): ask for every live one. If the
+	// versions changed while searching (a rotation began or a rebuild
+	// ended), search again with the new ones, so no message is missed
+	// because it moved to a version this search did not ask for.
+	live, err := s.liveVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		page, err := s.search(ctx, r, q, chats, live)
+		if err != nil {
+			return nil, err
+		}
+		now, err := s.liveVersions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if sameVersions(live, now) || attempt == 2 {
+			return page, nil
+		}
+		live = now
+	}
+}
+
+// search runs r over chats, asking the index for the versions in live.
+func (s *Service) search(ctx context.Context, r Request, q Query, chats []string, live []keyVersion) (*Page, error) {
+	page := &Page{Results: []Result{}}
+	type versionKey struct {
+		version int
+		root    []byte
+	}
+	var roots []versionKey
+	for _, kv := range live {
+		root, ok := s.secret(kv.KeyID)
+		if !ok {
+			s.log.Error("search: this server lacks an index key still in use: results may be missing",
+				"key_id", kv.KeyID, "version", kv.Version)
+			continue
+		}
+		roots = append(roots, versionKey{kv.Version, root})
+	}
+	if len(roots) == 0 {
+		return nil, fmt.Errorf("search: none of the index keys in use (%v) is known to this server", live)
 	}
 	// Each chat has its own key: the query's words hash differently in
-	// each.
+	// each (and under each index key).
 	// The first value drives the walk over the index: take the longest
 	// word first, as longer words tend to be rarer.
 	words := slices.Clone(q.Words)
 	slices.SortStableFunc(words, func(a, b string) int { return len(b) - len(a) })
-	cqs := make([]chatQuery, 0, len(chats))
+	cqs := make([]chatQuery, 0, len(chats)*len(roots))
 	for _, c := range chats {
-		h := s.hasher(c)
-		cq := chatQuery{chat: c}
-		for _, w := range words {
-			if v := h.sum(w); !slices.Contains(cq.vals, v) {
-				cq.vals = append(cq.vals, v)
+		for _, vk := range roots {
+			h := newHasher(vk.root, c)
+			cq := chatQuery{chat: c, version: vk.version}
+			for _, w := range words {
+				if v := h.sum(w); !slices.Contains(cq.vals, v) {
+					cq.vals = append(cq.vals, v)
+				}
 			}
+			cqs = append(cqs, cq)
 		}
-		cqs = append(cqs, cq)
 	}
 	cursor, scanned := r.Cursor, 0
 	batch := max(3*r.Limit, 50)
@@ -159,13 +205,16 @@ func (s *Service) Search(ctx context.Context, r Request) (*Page, error) {
 }
 
 // maxChatsPerStatement bounds the chats one statement searches; a user in
-// more is searched in several statements (a variable for tests).
+// more is searched in several statements (a variable for tests). During a
+// rebuild each chat counts once per index key version.
 var maxChatsPerStatement = 100
 
-// chatQuery is a search's index values in one chat.
+// chatQuery is a search's index values in one chat under one index key
+// version.
 type chatQuery struct {
-	chat string
-	vals []int // distinct
+	chat    string
+	version int
+	vals    []int // distinct
 }
 
 // chatsOf returns the chats userID is a member of (only chatID when set:
@@ -204,8 +253,10 @@ func (s *Service) candidates(ctx context.Context, userID string, cqs []chatQuery
 		all = append(all, ids...)
 	}
 	if len(cqs) > maxChatsPerStatement {
-		// Several statements: merge their newest.
+		// Several statements: merge their newest (once each, should a
+		// chat's versions have gone to two statements).
 		slices.Sort(all)
+		all = slices.Compact(all)
 		slices.Reverse(all)
 		if len(all) > n {
 			all = all[:n]
@@ -219,17 +270,19 @@ func (s *Service) candidatesIn(ctx context.Context, userID string, cqs []chatQue
 	var args []any
 	for i, cq := range cqs {
 		if i > 0 {
-			b.WriteString(" UNION ALL ")
+			// UNION, not UNION ALL: a message has rows of one version,
+			// but a duplicate must never take a result's place.
+			b.WriteString(" UNION ")
 		}
-		fmt.Fprintf(&b, "SELECT message_id FROM (SELECT t.message_id FROM message_tokens t WHERE t.chat_id = ? AND t.token = ?")
-		args = append(args, cq.chat, cq.vals[0])
+		fmt.Fprintf(&b, "SELECT message_id FROM (SELECT t.message_id FROM message_tokens t WHERE t.chat_id = ? AND t.key_version = ? AND t.token = ?")
+		args = append(args, cq.chat, cq.version, cq.vals[0])
 		if cursor != "" {
 			b.WriteString(" AND t.message_id < ?")
 			args = append(args, cursor)
 		}
 		for _, v := range cq.vals[1:] {
-			b.WriteString(" AND EXISTS (SELECT 1 FROM message_tokens u WHERE u.chat_id = ? AND u.token = ? AND u.message_id = t.message_id)")
-			args = append(args, cq.chat, v)
+			b.WriteString(" AND EXISTS (SELECT 1 FROM message_tokens u WHERE u.chat_id = ? AND u.key_version = ? AND u.token = ? AND u.message_id = t.message_id)")
+			args = append(args, cq.chat, cq.version, v)
 		}
 		fmt.Fprintf(&b, " AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = ? AND m.user_id = ?)"+
 			" ORDER BY t.message_id DESC LIMIT ?) c%d", i)
