@@ -78,6 +78,10 @@ type Options struct {
 	// AnswerNotifyDelay is how long after an answer finished its unread
 	// readers get answer_finished (tests shorten it; default 5 s).
 	AnswerNotifyDelay time.Duration
+	// SearchRebuildPoll is how often the server looks for a search index
+	// rebuild to work on (default 5 s; negative: never, for tests that
+	// drive Search.Rebuild themselves and for commands).
+	SearchRebuildPoll time.Duration
 }
 
 // New builds the app from cfg: opens and migrates the database and builds
@@ -175,7 +179,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	socialSvc := social.New(db, sealer, chatSvc, hub, broker, social.Options{Now: now, Log: log, AnswerDelay: opt.AnswerNotifyDelay})
 	chatSvc.SetRelations(socialSvc)
 
-	searchSvc, err := search.New(db, sealer, keys.Index, search.Options{Log: log})
+	searchOpt := search.Options{Log: log}
+	if cfg.IndexKeys == "" {
+		// Keys live in the data folder's file: a key added there by
+		// "aichat keys rotate --index" is read when the database names it.
+		searchOpt.Reload = func() (secrets.Keyring, error) {
+			set, err := secrets.LoadFile(cfg.DataDir)
+			return set.Index, err
+		}
+	}
+	searchSvc, err := search.New(db, sealer, keys.Index, searchOpt)
 	if err != nil {
 		hub.Shutdown()
 		db.Close()
@@ -219,6 +232,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 			log.Info("search: indexed stored messages", "messages", n)
 		}
 	}()
+	if opt.SearchRebuildPoll >= 0 {
+		poll := opt.SearchRebuildPoll
+		if poll == 0 {
+			poll = 5 * time.Second
+		}
+		a.background.Add(1)
+		go func() {
+			defer a.background.Done()
+			// After "aichat keys rotate --index": one instance at a time
+			// moves the index to the new key, resuming where another
+			// stopped.
+			searchSvc.RunRebuilds(bg, poll, searchRebuildBatch)
+		}()
+	}
 	if cfg.EncryptionKeys == "" {
 		// Keys live in the data folder's file: follow it, so a rotation by
 		// "aichat keys rotate" reaches this running server.
@@ -295,6 +322,10 @@ func (a *App) Close() error {
 	}
 	return a.DB.Close()
 }
+
+// searchRebuildBatch is how many messages one transaction of a search
+// index rebuild re-indexes.
+const searchRebuildBatch = 500
 
 // keyFilePoll is how often a running server looks for a rotated key file.
 const keyFilePoll = 5 * time.Second

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/config"
+	"github.com/aichat/aichat/internal/search"
 	"github.com/aichat/aichat/internal/secrets"
 	"github.com/aichat/aichat/internal/store"
 )
@@ -33,6 +35,12 @@ Usage:
                                  add a new current encryption key and re-seal
                                  every stored text with it, in batches, while
                                  servers keep running
+  aichat keys rotate --index [--wait] [--batch N]
+                                 add a new search index key and make it
+                                 current; running servers rebuild the index
+                                 with it in the background while search
+                                 keeps working (--wait: wait, and help,
+                                 until the rebuild has finished)
   aichat healthcheck [--addr A | --url U]
                                  exit 0 when GET /healthz on the local
                                  server answers 200 (for container images
@@ -197,9 +205,11 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	batch := fs.Int("batch", 500, "rows re-sealed per transaction")
+	batch := fs.Int("batch", 500, "rows re-sealed (messages re-indexed) per transaction")
 	maxWait := fs.Duration("max-wait", 30*time.Second, "how long to keep re-sealing rows that running servers still write with the old key")
-	known, cfgArgs := splitFlags(args[1:], "batch", "max-wait")
+	index, rest := takeBool(args[1:], "index")
+	wait, rest := takeBool(rest, "wait")
+	known, cfgArgs := splitFlags(rest, "batch", "max-wait")
 	if err := fs.Parse(known); err != nil {
 		return err
 	}
@@ -208,6 +218,12 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	cfg.AdminEmail, cfg.AdminPassword = "", ""
+	if index {
+		return rotateIndex(ctx, cfg, *batch, wait, stdout, stderr)
+	}
+	if wait {
+		return fmt.Errorf("keys rotate: --wait goes with --index (the encryption rotation always waits)")
+	}
 	if cfg.EncryptionKeys == "" {
 		k, err := secrets.AddEncryptionKey(cfg.DataDir)
 		if err != nil {
@@ -260,6 +276,141 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	fmt.Fprintf(stdout, "re-sealed %d rows with key %s in %s\n", total, a.Sealer.CurrentKeyID(), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// rotateIndex is "aichat keys rotate --index": a new index key becomes
+// current (recorded in the database, which every server reads), and the
+// servers rebuild the index with it in the background. With keys from the
+// data folder the key is added to its key file; with AICHAT_INDEX_KEYS
+// the operator puts the new key first on every server, and this records
+// it (printing the value to set when it is not there yet).
+func rotateIndex(ctx context.Context, cfg config.Config, batch int, wait bool, stdout, stderr io.Writer) error {
+	log := NewLogger(stderr, cfg.LogFormat, "warn")
+	// This process rebuilds only with --wait, in the foreground.
+	a, err := New(ctx, cfg, log, Options{SearchRebuildPoll: -1})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	start := time.Now()
+	st, ok, err := a.Search.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if ok && !st.Finished {
+		fmt.Fprintf(stdout, "the search index is being rebuilt with key %s (%d messages re-indexed so far)\n", st.KeyID, st.Messages)
+		if !wait {
+			return fmt.Errorf("keys rotate --index: %w; run again once it has finished (--wait waits for it)", search.ErrRebuilding)
+		}
+	} else {
+		keyID := ""
+		if cfg.IndexKeys == "" {
+			if err := removeRetiredIndexKeys(ctx, a, cfg, stdout); err != nil {
+				return err
+			}
+			k, err := secrets.AddIndexKey(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "added index key %s to %s\n", k.ID, filepath.Join(cfg.DataDir, secrets.FileName))
+			keyID = k.ID
+		} else {
+			keyID = a.Keys.Index.Current().ID
+			if keyID == a.Search.CurrentKeyID() {
+				k := secrets.NewKey()
+				fmt.Fprintf(stdout, "AICHAT_INDEX_KEYS is set and its first key, %s, is already the current index key.\n"+
+					"To rotate, set this on every server (the new key first; keep the others until the rebuild has finished):\n\n"+
+					"  AICHAT_INDEX_KEYS=%s=%s,%s\n\n"+
+					"restart the servers one by one, then run \"aichat keys rotate --index\" again with that value.\n",
+					keyID, k.ID, base64.StdEncoding.EncodeToString(k.Secret), cfg.IndexKeys)
+				return nil
+			}
+		}
+		v, err := a.Search.Rotate(ctx, keyID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "index key %s is current (version %d): new messages are indexed with it, and searches ask for old and new keys until the rebuild has finished\n", keyID, v)
+	}
+	if !wait {
+		fmt.Fprintln(stdout, "running servers rebuild the index in the background (one at a time; progress is kept in the database); run with --wait to wait for it")
+		return nil
+	}
+	for {
+		st, err = a.Search.Rebuild(ctx, batch, 0)
+		if err != nil {
+			return fmt.Errorf("rebuild: %w (%d messages done; a server or the next run goes on from there)", err, st.Messages)
+		}
+		if st.Finished {
+			break
+		}
+		// Another instance holds the rebuild: wait for it (or take over
+		// if it stops).
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	fmt.Fprintf(stdout, "search index rebuilt with key %s: %d messages re-indexed, in %s\n", st.KeyID, st.Messages, time.Since(start).Round(time.Millisecond))
+	if cfg.IndexKeys == "" {
+		return removeRetiredIndexKeys(ctx, a, cfg, stdout)
+	}
+	retired, err := a.Search.RetiredKeyIDs(ctx)
+	if err != nil {
+		return err
+	}
+	var still []string
+	for _, id := range retired {
+		if _, ok := a.Keys.Index.Find(id); ok {
+			still = append(still, id)
+		}
+	}
+	if len(still) > 0 {
+		fmt.Fprintf(stdout, "no index row uses key(s) %s any more: remove them from AICHAT_INDEX_KEYS at the next restart\n", strings.Join(still, ", "))
+	}
+	return nil
+}
+
+// removeRetiredIndexKeys removes from the key file the index keys no row
+// uses any more (their rebuild finished).
+func removeRetiredIndexKeys(ctx context.Context, a *App, cfg config.Config, stdout io.Writer) error {
+	retired, err := a.Search.RetiredKeyIDs(ctx)
+	if err != nil || len(retired) == 0 {
+		return err
+	}
+	removed, err := secrets.RemoveIndexKeys(cfg.DataDir, retired...)
+	if err != nil {
+		return err
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(stdout, "removed index key(s) %s, which no index row uses any more, from %s\n",
+			strings.Join(removed, ", "), filepath.Join(cfg.DataDir, secrets.FileName))
+	}
+	return nil
+}
+
+// takeBool removes the boolean flag name (--name, -name, --name=true or
+// --name=false) from args and reports whether it was set.
+func takeBool(args []string, name string) (bool, []string) {
+	set := false
+	var rest []string
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			rest = append(rest, a)
+			continue
+		}
+		switch strings.TrimLeft(a, "-") {
+		case name, name + "=true":
+			set = true
+			continue
+		case name + "=false":
+			set = false
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return set, rest
 }
 
 // splitFlags separates the named flags (and their values) from the rest.

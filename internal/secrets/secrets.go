@@ -290,3 +290,47 @@ func AddEncryptionKey(dataDir string) (Key, error) {
 	set.Encryption = append(Keyring{k}, set.Encryption...)
 	return k, Save(dataDir, set)
 }
+
+// AddIndexKey puts a fresh search index key at the front of the key file's
+// index keyring and returns it. Older keys stay: rows hashed with them are
+// searched until the rebuild has moved them to the new key.
+func AddIndexKey(dataDir string) (Key, error) {
+	set, err := LoadFile(dataDir)
+	if err != nil {
+		return Key{}, err
+	}
+	k := NewKey()
+	for _, taken := set.Index.Find(k.ID); taken; _, taken = set.Index.Find(k.ID) {
+		k = NewKey()
+	}
+	set.Index = append(Keyring{k}, set.Index...)
+	return k, Save(dataDir, set)
+}
+
+// RemoveIndexKeys removes the index keys with these ids from the key file
+// (keys no index row uses any more), never the current one, and returns
+// the ids it removed.
+func RemoveIndexKeys(dataDir string, ids ...string) ([]string, error) {
+	set, err := LoadFile(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	var kept Keyring
+	var removed []string
+	for i, k := range set.Index {
+		drop := false
+		for _, id := range ids {
+			drop = drop || (id == k.ID && i > 0)
+		}
+		if drop {
+			removed = append(removed, k.ID)
+		} else {
+			kept = append(kept, k)
+		}
+	}
+	if len(removed) == 0 {
+		return nil, nil
+	}
+	set.Index = kept
+	return removed, Save(dataDir, set)
+}
