@@ -7,3 +7,21 @@ func SetMaxChatsPerStatement(n int) func() {
 	maxChatsPerStatement = n
 	return func() { maxChatsPerStatement = old }
 }
+
+// ValuesUnder returns text's index values in chatID under the index key
+// keyID (which the service must have).
+func (s *Service) ValuesUnder(keyID, chatID, text string) []int {
+	root, ok := s.secret(keyID)
+	if !ok {
+		panic("no index key " + keyID)
+	}
+	return values(root, chatID, text)
+}
+
+// SetRebuildBatchHook makes every rebuild batch call fn after it
+// committed (nil: nothing); it returns the function that restores it.
+func SetRebuildBatchHook(fn func()) func() {
+	old := rebuildBatchHook
+	rebuildBatchHook = fn
+	return func() { rebuildBatchHook = old }
+}

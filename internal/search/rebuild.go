@@ -30,6 +30,9 @@ type RebuildStatus struct {
 // over where it stopped. Instances' clocks must agree to well within it.
 var leaseTTL = 30 * time.Second
 
+// rebuildBatchHook, when set (by tests), runs after each committed batch.
+var rebuildBatchHook func()
+
 var errLeaseLost = errors.New("search: rebuild lease taken over by another instance")
 
 // Status returns the latest rebuild's progress; ok is false when the
@@ -131,6 +134,9 @@ func (s *Service) Rebuild(ctx context.Context, batch, maxBatches int) (RebuildSt
 		}
 		st.AfterID = ids[len(ids)-1]
 		st.Messages += int64(n)
+		if rebuildBatchHook != nil {
+			rebuildBatchHook()
+		}
 	}
 	return st, nil
 }
