@@ -301,3 +301,91 @@ func TestSearchRebuildOneAtATime(t *testing.T) {
 		}
 	})
 }
+
+// downgradeTo0008 puts the search schema back as migration 0008 left it
+// (no key versions, no rotation tables), keeping the index rows, so the
+// next start runs migration 0009 on an index that has data.
+var downgradeTo0008 = map[string][]string{
+	"sqlite": {
+		"DROP TABLE search_rebuilds", "DROP TABLE search_index", "DROP TABLE search_keys",
+		`CREATE TABLE message_tokens_old (
+			chat_id TEXT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+			token INTEGER NOT NULL,
+			message_id TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+			PRIMARY KEY (chat_id, token, message_id)) WITHOUT ROWID`,
+		"INSERT INTO message_tokens_old SELECT chat_id, token, message_id FROM message_tokens",
+		"DROP TABLE message_tokens",
+		"ALTER TABLE message_tokens_old RENAME TO message_tokens",
+		"CREATE INDEX message_tokens_message ON message_tokens (message_id)",
+		"DELETE FROM schema_migrations WHERE version = 9",
+	},
+	"postgres": {
+		"DROP TABLE search_rebuilds", "DROP TABLE search_index", "DROP TABLE search_keys",
+		"ALTER TABLE message_tokens DROP CONSTRAINT message_tokens_pkey",
+		"ALTER TABLE message_tokens DROP COLUMN key_version",
+		"ALTER TABLE message_tokens ADD PRIMARY KEY (chat_id, token, message_id)",
+		"DELETE FROM schema_migrations WHERE version = 9",
+	},
+}
+
+// TestSearchUpgradeKeepsIndex: an index written before key versions
+// existed is version 1 after migration 0009, under the key in use; every
+// search answers the same, and it can be rotated.
+func TestSearchUpgradeKeepsIndex(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		s := apptest.Start(t, e, inDataDir(dir), noBackgroundRebuild)
+		alice := s.Register(t, "alice@example.com")
+		c := newChat(t, s, alice.AccessToken)
+		for i := range 25 {
+			send(t, s, alice.AccessToken, c, fmt.Sprintf("upgrade note %d %s", i, []string{"alpha", "beta"}[i%2]))
+		}
+		flush(t, s)
+		queries := []string{"note", "alpha", `"note 7"`, "beta upgrade"}
+		answers := func(s *apptest.Server) [][]string {
+			var out [][]string
+			for _, q := range queries {
+				p, err := s.App.Search.Search(ctx, search.Request{UserID: alice.User.ID, Query: q, Limit: 50})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, ids(*p))
+			}
+			return out
+		}
+		before := answers(s)
+		rows := countRows(t, s, "1 = 1")
+		keyID := s.App.Search.CurrentKeyID()
+		for _, q := range downgradeTo0008[e.Name] {
+			if err := s.App.DB.Exec(q).Error; err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		s.Stop()
+
+		s = apptest.Start(t, e, inDataDir(dir), noBackgroundRebuild)
+		if n := countRows(t, s, "key_version = 1"); n != rows || rows == 0 {
+			t.Fatalf("after migration 0009: %d rows of version 1, want all %d", n, rows)
+		}
+		if got := s.App.Search.CurrentKeyID(); got != keyID {
+			t.Fatalf("current index key after the upgrade: %s, want the one in use, %s", got, keyID)
+		}
+		if got := answers(s); !slices.EqualFunc(got, before, slices.Equal) {
+			t.Fatalf("after the upgrade: %v, want %v", got, before)
+		}
+		k, err := secrets.AddIndexKey(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.App.Search.Rotate(ctx, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := s.App.Search.Rebuild(ctx, 10, 0); err != nil || !st.Finished || st.Messages != 25 {
+			t.Fatalf("rebuild after the upgrade: %+v %v", st, err)
+		}
+		if got := answers(s); !slices.EqualFunc(got, before, slices.Equal) {
+			t.Fatalf("after rotating the upgraded index: %v, want %v", got, before)
+		}
+	})
+}
