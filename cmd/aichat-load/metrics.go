@@ -131,9 +131,14 @@ type ServerReport struct {
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUPercent float64 `json:"cpu_percent"` // of one core
+	// process_cpu_seconds_total at each scrape (CPUSeconds is the difference).
+	CPUSecondsBefore float64 `json:"cpu_seconds_before"`
+	CPUSecondsAfter  float64 `json:"cpu_seconds_after"`
 
 	RSSBefore        float64 `json:"rss_before_bytes"`
 	RSSAfter         float64 `json:"rss_after_bytes"`
+	HeapAllocBefore  float64 `json:"heap_alloc_before_bytes"` // go_memstats_heap_alloc_bytes: live + not yet collected
+	HeapAllocAfter   float64 `json:"heap_alloc_after_bytes"`
 	HeapInuseBefore  float64 `json:"heap_inuse_before_bytes"`
 	HeapInuseAfter   float64 `json:"heap_inuse_after_bytes"`
 	StackInuseBefore float64 `json:"stack_inuse_before_bytes"`
@@ -146,6 +151,7 @@ type ServerReport struct {
 	GoroutinesAfter  float64 `json:"goroutines_after"`
 	ConnsBefore      float64 `json:"connections_before"`
 	ConnsAfter       float64 `json:"connections_after"`
+	OpenFDsBefore    float64 `json:"open_fds_before"`
 	OpenFDsAfter     float64 `json:"open_fds_after"`
 	MaxFDs           float64 `json:"max_fds"`
 	GCCount          float64 `json:"gc_cycles"`
@@ -175,6 +181,11 @@ func compareSnaps(a, b serverSnap) ServerReport {
 		URL:              a.URL,
 		Seconds:          b.At.Sub(a.At).Seconds(),
 		CPUSeconds:       d("process_cpu_seconds_total"),
+		CPUSecondsBefore: a.M.sum("process_cpu_seconds_total"),
+		CPUSecondsAfter:  b.M.sum("process_cpu_seconds_total"),
+		HeapAllocBefore:  a.M.sum("go_memstats_heap_alloc_bytes"),
+		HeapAllocAfter:   b.M.sum("go_memstats_heap_alloc_bytes"),
+		OpenFDsBefore:    a.M.sum("process_open_fds"),
 		RSSBefore:        a.M.sum("process_resident_memory_bytes"),
 		RSSAfter:         b.M.sum("process_resident_memory_bytes"),
 		HeapInuseBefore:  a.M.sum("go_memstats_heap_inuse_bytes"),
