@@ -295,3 +295,47 @@ func readAccounts(file string) []account {
 	}
 	return have
 }
+
+// ticket asks for a single-use WebSocket ticket (POST /ws/ticket).
+func (a *api) ticket(ctx context.Context, token string) (string, error) {
+	var out struct {
+		Ticket string `json:"ticket"`
+	}
+	if err := a.call(ctx, http.MethodPost, "/api/v1/ws/ticket", token, nil, &out); err != nil {
+		return "", err
+	}
+	return out.Ticket, nil
+}
+
+// history reads one page of a chat's messages: after > 0 pages forward
+// from that seq (oldest first); after < 0 reads the newest page.
+func (a *api) history(ctx context.Context, token, chatID string, after int64, limit int) ([]int64, bool, error) {
+	q := fmt.Sprintf("?limit=%d", limit)
+	if after >= 0 {
+		q += fmt.Sprintf("&after=%d", after)
+	}
+	var out struct {
+		Messages []struct {
+			Seq int64 `json:"seq"`
+		} `json:"messages"`
+		HasMore bool `json:"has_more"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/api/v1/chats/"+chatID+"/messages"+q, token, nil, &out); err != nil {
+		return nil, false, err
+	}
+	seqs := make([]int64, len(out.Messages))
+	for i, m := range out.Messages {
+		seqs[i] = m.Seq
+	}
+	return seqs, out.HasMore, nil
+}
+
+// lastSeq returns the newest seq of a chat (0: no message).
+func (a *api) lastSeq(ctx context.Context, token, chatID string) (int64, error) {
+	seqs, _, err := a.history(ctx, token, chatID, -1, 1)
+	var last int64
+	for _, s := range seqs {
+		last = max(last, s)
+	}
+	return last, err
+}

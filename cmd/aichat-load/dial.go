@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -22,9 +23,11 @@ import (
 // that to one listener needs several source addresses; all of 127.0.0.0/8
 // is loopback on Linux, so 127.0.0.2, 127.0.0.3, ... work with no set-up.
 type dialer struct {
-	ips  []net.IP
-	next atomic.Uint64
-	ws   websocket.Dialer
+	ips    []net.IP
+	next   atomic.Uint64
+	ws     websocket.Dialer
+	rcvBuf int // SO_RCVBUF of every socket, when > 0 (a slow consumer's small window)
+	mss    int // TCP_MAXSEG offered by every socket, when > 0 (see setMSS)
 }
 
 // sourceIPs returns 127.0.0.2 .. 127.0.0.(n+1).
@@ -52,11 +55,20 @@ func newDialer(nSource int, timeout time.Duration) *dialer {
 
 func (d *dialer) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
 	nd := net.Dialer{Timeout: d.ws.HandshakeTimeout}
+	if d.mss > 0 {
+		nd.Control = func(_, _ string, c syscall.RawConn) error { return setMSS(c, d.mss) }
+	}
 	if len(d.ips) > 0 {
 		ip := d.ips[d.next.Add(1)%uint64(len(d.ips))]
 		nd.LocalAddr = &net.TCPAddr{IP: ip}
 	}
-	return nd.DialContext(ctx, network, addr)
+	c, err := nd.DialContext(ctx, network, addr)
+	if err == nil && d.rcvBuf > 0 {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(d.rcvBuf)
+		}
+	}
+	return c, err
 }
 
 // wsURL turns http://host:port into ws://host:port/ws.
@@ -83,7 +95,9 @@ func wsURL(base string) (string, error) {
 // server includes verifying the token and reading the user).
 func (d *dialer) dialWS(ctx context.Context, target, token string) (*websocket.Conn, time.Duration, error) {
 	h := http.Header{}
-	h.Set("Authorization", "Bearer "+token)
+	if token != "" { // else the credential is in the URL (?ticket=)
+		h.Set("Authorization", "Bearer "+token)
+	}
 	start := time.Now()
 	c, resp, err := d.ws.DialContext(ctx, target, h)
 	took := time.Since(start)

@@ -153,3 +153,79 @@ func sendFrame(seq int64, chatID, content, clientID string) []byte {
 	b = strconv.AppendQuote(b, clientID)
 	return append(b, "}}"...)
 }
+
+var (
+	chatIDKey = []byte(`"chat_id":"`)
+	seqKey    = []byte(`"seq":`)
+)
+
+// intAfter reads the integer right after key.
+func intAfter(b, key []byte) (int64, bool) {
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := b[i+len(key):]
+	j := 0
+	for j < len(rest) && (rest[j] == '-' || rest[j] >= '0' && rest[j] <= '9') {
+		j++
+	}
+	n, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	return n, err == nil
+}
+
+// chatSeq returns the chat and seq of a chat_message frame (or of the
+// message an ack carries): the message's "chat_id" and "seq" are its first
+// fields of those names.
+func chatSeq(b []byte) (string, int64, bool) {
+	c, ok1 := stringAfter(b, chatIDKey)
+	n, ok2 := intAfter(b, seqKey)
+	if ok1 && ok2 {
+		return string(c), n, true
+	}
+	var f struct {
+		Data struct {
+			ChatID  string `json:"chat_id"`
+			Seq     int64  `json:"seq"`
+			Message *struct {
+				ChatID string `json:"chat_id"`
+				Seq    int64  `json:"seq"`
+			} `json:"message"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(b, &f) != nil {
+		return "", 0, false
+	}
+	if m := f.Data.Message; m != nil {
+		return m.ChatID, m.Seq, m.Seq > 0
+	}
+	return f.Data.ChatID, f.Data.Seq, f.Data.Seq > 0
+}
+
+// resumeFrame builds a resume command for the given chats and last seqs.
+func resumeFrame(id string, chats map[string]int64) []byte {
+	b, _ := json.Marshal(map[string]any{"type": "resume", "id": id, "data": map[string]any{"chats": chats}})
+	return b
+}
+
+// resumedTruncated returns the chats a resumed frame lists as truncated.
+func resumedTruncated(b []byte) []string {
+	var f struct {
+		Data struct {
+			Truncated []string `json:"truncated"`
+		} `json:"data"`
+	}
+	json.Unmarshal(b, &f)
+	return f.Data.Truncated
+}
+
+// errorMessage returns the message of an error frame.
+func errorMessage(b []byte) string {
+	var f struct {
+		Data struct {
+			Message string `json:"message"`
+		} `json:"data"`
+	}
+	json.Unmarshal(b, &f)
+	return f.Data.Message
+}
