@@ -66,6 +66,14 @@ type HopResult struct {
 	VsOneP99US int64   `json:"vs_one_p99_us"`
 }
 
+// fanoutHook lets another scenario add to a fan-out phase: start runs
+// once the members are connected, before the 'before' scrape; stop after
+// the drain and the 'after' scrape, before the sockets close.
+type fanoutHook struct {
+	start func(ctx context.Context, f *fanout) error
+	stop  func(ctx context.Context, f *fanout)
+}
+
 // member is one chat member's socket.
 type member struct {
 	idx  int
@@ -110,7 +118,7 @@ type fanout struct {
 // runFanout runs the fanout scenario: one chat, every member with one
 // socket, senders sending at the set rate. place says which server each
 // member connects to.
-func runFanout(ctx context.Context, o *options, rep *Report, accs []account, name string, place func(i int) int) (*FanoutResult, error) {
+func runFanout(ctx context.Context, o *options, rep *Report, accs []account, name string, place func(i int) int, hook *fanoutHook) (*FanoutResult, error) {
 	hc := newHTTPClient(o.timeout)
 	a := &api{base: o.urls[0], hc: hc}
 	f := &fanout{o: o, name: name, run: randomHex(4)}
@@ -167,6 +175,11 @@ func runFanout(ctx context.Context, o *options, rep *Report, accs []account, nam
 	o.logf("fanout %s: %d members connected %v; settling %s", name, len(f.members), placement, o.settle)
 	sleepCtx(ctx, o.settle)
 
+	if hook != nil && hook.start != nil {
+		if err := hook.start(ctx, f); err != nil {
+			return nil, err
+		}
+	}
 	before, err := scrapeAll(ctx, hc, o.urls)
 	if err != nil {
 		return nil, err
@@ -197,6 +210,9 @@ func runFanout(ctx context.Context, o *options, rep *Report, accs []account, nam
 		return nil, err
 	}
 	cAfter, mAfter := clientNow(), cpuNow()
+	if hook != nil && hook.stop != nil {
+		hook.stop(ctx, f)
+	}
 	f.closing.Store(true)
 
 	res := &FanoutResult{Name: name, Members: len(f.members), Instances: len(o.urls), Placement: placement,

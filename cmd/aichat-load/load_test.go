@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aichat/aichat/internal/app/apptest"
+	"github.com/aichat/aichat/internal/realtime"
+	"github.com/aichat/aichat/internal/store/storetest"
 )
 
 func TestPacerDue(t *testing.T) {
@@ -237,5 +243,200 @@ func TestOptions(t *testing.T) {
 	}
 	if ips := sourceIPs(3); len(ips) != 3 || ips[0].String() != "127.0.0.2" || ips[2].String() != "127.0.0.4" {
 		t.Fatalf("sourceIPs %v", ips)
+	}
+}
+
+// runScenario runs the tool against srv with args, briefly, and returns
+// the report as written to --json and what it printed.
+func runScenario(t *testing.T, srv *apptest.Server, args ...string) (*Report, string, error) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "report.json")
+	args = append(args, "--url", srv.URL, "--json", out, "--settle", "0s", "--timeout", "5s", "--reg-concurrency", "4")
+	var stderr bytes.Buffer
+	o, err := parseOptions(args, &stderr)
+	if err != nil {
+		t.Fatalf("options %v: %v\n%s", args, err, stderr.String())
+	}
+	o.logf = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout bytes.Buffer
+	runErr := run(ctx, o, &stdout)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("no report (run: %v): %v", runErr, err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	// Every report carries the tool's fd limits and, per server, CPU and
+	// memory before and after.
+	var raw struct {
+		Limits map[string]any `json:"fd_limits"`
+	}
+	json.Unmarshal(b, &raw)
+	if _, ok := raw.Limits["raised_to"]; !ok {
+		t.Errorf("report without fd limits: %s", b[:min(len(b), 300)])
+	}
+	for _, key := range []string{`"cpu_seconds_before"`, `"cpu_seconds_after"`, `"rss_before_bytes"`, `"heap_alloc_after_bytes"`, `"goroutines_after"`} {
+		if !bytes.Contains(b, []byte(key)) {
+			t.Errorf("report lacks %s", key)
+		}
+	}
+	t.Log(stdout.String())
+	return &rep, stdout.String(), runErr
+}
+
+func startServer(t *testing.T, opts ...apptest.Option) *apptest.Server {
+	t.Helper()
+	return apptest.Start(t, storetest.SQLite(t), opts...)
+}
+
+func TestStormScenario(t *testing.T) {
+	srv := startServer(t)
+	rep, out, err := runScenario(t, srv, "storm", "--conns", "20", "--conns-per-user", "2", "--login", "--connect-concurrency", "8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Storm
+	if r == nil || r.Opened != 20 || r.Failed != 0 || r.Users != 10 {
+		t.Fatalf("storm: %+v", r)
+	}
+	if r.LoginLat.Count != 10 || r.TicketLat.Count != 20 || r.UpgradeLat.Count != 20 || r.HelloLat.Count != 20 || r.TotalLat.Count != 20 {
+		t.Fatalf("storm percentiles: login %d ticket %d upgrade %d hello %d total %d", r.LoginLat.Count, r.TicketLat.Count,
+			r.UpgradeLat.Count, r.HelloLat.Count, r.TotalLat.Count)
+	}
+	if len(r.Servers) != 1 || r.Servers[0].RSSAfter == 0 || r.Servers[0].CPUSecondsAfter < r.Servers[0].CPUSecondsBefore {
+		t.Fatalf("server figures: %+v", r.Servers)
+	}
+	if !strings.Contains(out, "upgrade→hello") {
+		t.Fatalf("output:\n%s", out)
+	}
+	// At a set arrival rate, with the tokens already saved.
+	rep, _, err = runScenario(t, srv, "storm", "--conns", "10", "--arrival-rate", "200")
+	if err != nil || rep.Storm.Opened != 10 || rep.Storm.Lag.Count != 10 || rep.Storm.LoginLat.Count != 0 {
+		t.Fatalf("storm at a rate: %v %+v", err, rep.Storm)
+	}
+}
+
+func TestFanoutSizes(t *testing.T) {
+	srv := startServer(t)
+	rep, out, err := runScenario(t, srv, "fanout", "--members", "2,3,5", "--rate", "20", "--warmup", "200ms",
+		"--duration", "1s", "--drain", "3s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Fanout) != 3 {
+		t.Fatalf("%d phases, want 3", len(rep.Fanout))
+	}
+	for i, want := range []int{2, 3, 5} {
+		f := rep.Fanout[i]
+		if f.Members != want || f.Missing != 0 || f.Duplicates != 0 || f.Delivered == 0 {
+			t.Fatalf("size %d: %+v", want, f)
+		}
+	}
+	if !strings.Contains(out, "fanout by chat size") {
+		t.Fatalf("no size table:\n%s", out)
+	}
+}
+
+func TestReconnectScenario(t *testing.T) {
+	srv := startServer(t)
+	rep, out, err := runScenario(t, srv, "reconnect", "--clients", "12", "--members", "4", "--rate", "30",
+		"--warmup", "1s", "--duration", "1500ms", "--drain", "5s", "--drop-share", "0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Reconnect
+	if r.Clients != 12 || r.Chats != 3 || r.Dropped != 6 || r.Reconnected < 6 || r.DropToResumed.Count != 6 {
+		t.Fatalf("reconnect: %+v", r)
+	}
+	if r.Missed != 0 || r.Doubled != 0 || r.Expected == 0 || r.Received != r.Expected {
+		t.Fatalf("deliveries: expected %d received %d missed %d doubled %d", r.Expected, r.Received, r.Missed, r.Doubled)
+	}
+	if !strings.Contains(out, "MISSED 0, DOUBLED 0") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
+
+func TestReconnectCounts(t *testing.T) {
+	c := &rcClient{}
+	for _, s := range []int64{1, 2, 2, 4, 5} {
+		c.see(s)
+	}
+	c.seen[5] |= 0 // delivered once
+	rec, miss, dup := c.count(6)
+	if rec != 5 || miss != 2 || dup != 1 { // 3 and 6 missing, 2 twice
+		t.Fatalf("received %d missed %d doubled %d", rec, miss, dup)
+	}
+	c.seen[3] |= filledBit
+	if _, miss, _ := c.count(5); miss != 0 {
+		t.Fatalf("a seq filled over REST still counted missing: %d", miss)
+	}
+	f := []byte(`{"type":"chat_message","data":{"id":"m1","chat_id":"c1","seq":42,"author":"u","content":"x"}}`)
+	if id, seq, ok := chatSeq(f); !ok || id != "c1" || seq != 42 {
+		t.Fatalf("chatSeq: %q %d %v", id, seq, ok)
+	}
+	ack := []byte(`{"type":"ack","id":"7","data":{"client_id":"x","duplicate":false,"message":{"id":"m","chat_id":"c2","seq":9}}}`)
+	if id, seq, ok := chatSeq(ack); !ok || id != "c2" || seq != 9 {
+		t.Fatalf("chatSeq(ack): %q %d %v", id, seq, ok)
+	}
+	var cmd struct {
+		Type, ID string
+		Data     struct{ Chats map[string]int64 }
+	}
+	if err := json.Unmarshal(resumeFrame("r", map[string]int64{"c1": 41}), &cmd); err != nil || cmd.Type != "resume" || cmd.Data.Chats["c1"] != 41 {
+		t.Fatalf("resume frame: %+v %v", cmd, err)
+	}
+}
+
+func TestSlowScenario(t *testing.T) {
+	// A short queue so the slow socket is dropped within the test.
+	srv := startServer(t, apptest.WithHub(func(o *realtime.Options) { o.QueueSize = 16 }))
+	rep, out, err := runScenario(t, srv, "slow", "--members", "3", "--rate", "100", "--size", "8000", "--baseline=false", "--slow-rcvbuf", "16384",
+		"--warmup", "300ms", "--duration", "3s", "--drain", "3s", "--slow-after", "300ms", "--slow-stall", "10s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Slow
+	if r.WithSlow == nil || r.WithSlow.Missing != 0 {
+		t.Fatalf("slow phases: %+v", r)
+	}
+	// Whether the server drops it within the test depends on how much the
+	// kernel buffers (MiBs on loopback): either way, the slow socket ends
+	// with every message once, by reading its backlog or by resuming.
+	s := r.Slow
+	if s.Missed != 0 || s.Doubled != 0 || s.Final == 0 || s.Received < s.Final || s.FramesWhileSlow == 0 {
+		t.Fatalf("slow consumer: %+v", s)
+	}
+	if s.Dropped && (!s.Resumed || s.DropReason == "") {
+		t.Fatalf("dropped but not resumed: %+v", s)
+	}
+	t.Logf("slow consumer dropped: %v (%s), close code %d", s.Dropped, s.DropReason, s.CloseCode)
+	if !strings.Contains(out, "slow socket: read") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
+
+func TestSoakScenario(t *testing.T) {
+	srv := startServer(t)
+	// The server runs in the test's own process: its goroutines and heap
+	// include the tool's, hence the loose tolerance.
+	rep, out, err := runScenario(t, srv, "soak", "--clients", "8", "--members", "4", "--rate", "20",
+		"--warmup", "1s", "--duration", "3s", "--drain", "3s", "--settle-after", "5s", "--sample", "1s",
+		"--drop-every", "1s", "--drop-share", "0.25", "--churn", "2", "--tolerance", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Soak
+	if r == nil || r.Load == nil || len(r.Servers) != 1 || len(r.Servers[0].Samples) < 2 {
+		t.Fatalf("soak: %+v", r)
+	}
+	if r.Load.Missed != 0 || r.Load.Doubled != 0 || r.Load.Rounds < 2 || r.Churned == 0 || !r.Returned {
+		t.Fatalf("soak load: %+v churned %d returned %v", r.Load, r.Churned, r.Returned)
+	}
+	if !strings.Contains(out, "goroutines") {
+		t.Fatalf("output:\n%s", out)
 	}
 }

@@ -21,6 +21,30 @@ type Report struct {
 	Fanout   []*FanoutResult `json:"fanout,omitempty"`
 	RedisHop *HopResult      `json:"redis_hop,omitempty"`
 	AI       *AIResult       `json:"ai,omitempty"`
+
+	Storm     *StormResult     `json:"storm,omitempty"`
+	Reconnect *ReconnectResult `json:"reconnect,omitempty"`
+	Slow      *SlowResult      `json:"slow,omitempty"`
+	Soak      *SoakResult      `json:"soak,omitempty"`
+
+	// The generator's file descriptor limits, as found and as raised.
+	Limits FDLimits `json:"fd_limits"`
+	// Checks that failed (the tool then exits with status 1).
+	Failures []string `json:"failures,omitempty"`
+}
+
+// nofile is one RLIMIT_NOFILE.
+type nofile struct {
+	Soft uint64 `json:"soft"`
+	Hard uint64 `json:"hard"`
+}
+
+// FDLimits is the generator's RLIMIT_NOFILE before and after it raised
+// the soft limit to the hard one (the most it may without privileges).
+type FDLimits struct {
+	Found  nofile `json:"found"`
+	Raised nofile `json:"raised_to"`
+	Error  string `json:"error,omitempty"`
 }
 
 // namedSummary is one row of a latency table.

@@ -4,6 +4,6 @@ package main
 
 import "errors"
 
-func raiseNofile() (soft, hard uint64, err error) {
-	return 0, 0, errors.New("RLIMIT_NOFILE is not available on this system")
+func raiseNofile() (was, now nofile, err error) {
+	return was, now, errors.New("RLIMIT_NOFILE is not available on this system")
 }
