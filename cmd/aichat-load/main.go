@@ -191,7 +191,11 @@ Server settings that matter (environment of the server):
                                       by default: 1000/s over 100 = 600/min)
   AICHAT_ACCESS_TTL (15m)             tokens in --users-file are re-issued when
                                       they would expire during the run
+  AICHAT_WS_QUEUE_SIZE (256)          slow: frames queued for one socket (after
+                                      the kernel's buffers) before it is dropped
   The server's own RLIMIT_NOFILE bounds its sockets (Go raises soft to hard).
+  storm --login: login is an argon2id hash (19 MiB, tens of ms of CPU) each.
+  soak --pprof: the server's AICHAT_PPROF_ADDR, to force a GC before checks.
   ai: AICHAT_AI_PROVIDERS=fake=http://<--upstream>/v1, AICHAT_AI_COALESCE=0 (no
       coalescing), AICHAT_AI_DAILY_TOKENS=0, AICHAT_AI_MAX_CONCURRENT
       and AICHAT_WS_COMMANDS_PER_MINUTE high
