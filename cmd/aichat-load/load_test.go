@@ -424,7 +424,7 @@ func TestSoakScenario(t *testing.T) {
 	// The server runs in the test's own process: its goroutines and heap
 	// include the tool's, hence the loose tolerance.
 	rep, out, err := runScenario(t, srv, "soak", "--clients", "8", "--members", "4", "--rate", "20",
-		"--warmup", "1s", "--duration", "3s", "--drain", "3s", "--settle-after", "5s", "--sample", "1s",
+		"--warmup", "1s", "--duration", "2500ms", "--drain", "3s", "--settle-after", "2s", "--sample", "1s",
 		"--drop-every", "1s", "--drop-share", "0.25", "--churn", "2", "--tolerance", "1")
 	if err != nil {
 		t.Fatal(err)
