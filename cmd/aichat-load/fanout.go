@@ -185,9 +185,14 @@ func runFanout(ctx context.Context, o *options, rep *Report, accs []account, nam
 		return nil, err
 	}
 	cBefore, mBefore := clientNow(), cpuNow()
+	var senders sync.WaitGroup
 	for _, s := range f.senders {
 		s.out = make(chan int64, max(1024, int(f.pace.total)/len(f.senders)+1))
-		go f.sendLoop(ctx, s)
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			f.sendLoop(ctx, s)
+		}()
 	}
 	o.logf("fanout %s: sending %d messages at %.0f/s (%s warm-up + %s)", name, f.pace.total, o.rate, o.warmup, o.duration)
 	f.start = time.Now().Add(10 * time.Millisecond)
@@ -197,6 +202,9 @@ func runFanout(ctx context.Context, o *options, rep *Report, accs []account, nam
 	for _, s := range f.senders {
 		close(s.out)
 	}
+	// The drain compares acks with messages sent: let the last sends be
+	// written (and counted) first.
+	senders.Wait()
 	// Wait for the answers and the deliveries still on their way.
 	expectAll := func() bool {
 		return f.sent.Load() > 0 && f.countAcked() == f.sent.Load()-f.sendErrs.Load() && f.allDelivered()

@@ -472,9 +472,14 @@ func setMax(a *atomic.Int64, v int64) {
 // the drop rounds.
 func (r *rcRun) send(ctx context.Context, total time.Duration, every time.Duration, at func(ctx context.Context)) {
 	r.pace = pacer{rate: r.o.rate, total: int64(math.Ceil(total.Seconds() * r.o.rate))}
+	var senders sync.WaitGroup
 	for _, ch := range r.chats {
 		ch.out = make(chan int64, 4096)
-		go r.sendLoop(ch)
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			r.sendLoop(ch)
+		}()
 	}
 	r.start = time.Now().Add(10 * time.Millisecond)
 	r.mono0 = clockBase + int64(r.start.Sub(clockStart))
@@ -510,6 +515,7 @@ func (r *rcRun) send(ctx context.Context, total time.Duration, every time.Durati
 	for _, ch := range r.chats {
 		close(ch.out)
 	}
+	senders.Wait() // every send written (and counted) before the drain compares acks
 	wg.Wait()
 }
 
