@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +41,9 @@ type Service struct {
 	// login costs. Made on first need: hashing at start-up would add 19 MiB
 	// of argon2 memory to every idle process.
 	dummyHash func() (string, error)
+	// lastSweep is when this instance last deleted expired WebSocket
+	// tickets (Unix nanoseconds of opt.Now).
+	lastSweep atomic.Int64
 }
 
 // NewService returns a Service over db.

@@ -23,8 +23,14 @@ import (
 // TicketTTL is how long a WebSocket ticket can be redeemed after it is issued.
 const TicketTTL = 30 * time.Second
 
-// ticketSweep bounds how many expired tickets one IssueTicket deletes.
-const ticketSweep = 100
+// ticketSweep bounds how many expired tickets one sweep deletes, and
+// ticketSweepEvery how often an instance sweeps: a sweep on every issue was
+// a write transaction per connecting socket (on SQLite, a turn of the one
+// writer), and a connect storm issues hundreds of tickets a second.
+const (
+	ticketSweep      = 1000
+	ticketSweepEvery = time.Second
+)
 
 // wsTicket is a row of ws_tickets.
 type wsTicket struct {
@@ -76,10 +82,15 @@ func (s *Service) IssueTicket(ctx context.Context, p *Principal) (ticket string,
 	return raw, expires, nil
 }
 
-// sweepTickets deletes up to ticketSweep expired tickets. Redeeming never
-// needs it (an expired ticket does not match), it only keeps the table small;
-// a failure is logged and otherwise ignored.
+// sweepTickets deletes up to ticketSweep expired tickets, at most once per
+// ticketSweepEvery on this instance. Redeeming never needs it (an expired
+// ticket does not match), it only keeps the table small; a failure is
+// logged and otherwise ignored.
 func (s *Service) sweepTickets(ctx context.Context, now time.Time) {
+	last := s.lastSweep.Load()
+	if now.UnixNano()-last < int64(ticketSweepEvery) || !s.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
 	err := s.db.WithContext(ctx).Exec(
 		"DELETE FROM ws_tickets WHERE hash IN (SELECT hash FROM ws_tickets WHERE expires_at <= ? LIMIT ?)",
 		now, ticketSweep).Error

@@ -330,5 +330,21 @@ func TestTicketSweep(t *testing.T) {
 		if n := env.ticketCount(t); n != 0 {
 			t.Fatalf("%d tickets stored after redeeming the last one, want 0", n)
 		}
+
+		// A connect storm does not sweep on every issue: once a second.
+		env.clock.Advance(2 * time.Second)
+		env.ticketIssue(t, p) // A (sweeps: nothing has expired)
+		env.clock.Advance(TicketTTL - 200*time.Millisecond)
+		env.ticketIssue(t, p) // B (sweeps: A has not expired yet)
+		env.clock.Advance(500 * time.Millisecond)
+		env.ticketIssue(t, p) // C: A has expired, but the last sweep was 0.5 s ago
+		if n := env.ticketCount(t); n != 3 {
+			t.Fatalf("%d tickets stored half a second after a sweep, want 3", n)
+		}
+		env.clock.Advance(time.Second)
+		env.ticketIssue(t, p) // D sweeps A
+		if n := env.ticketCount(t); n != 3 {
+			t.Fatalf("%d tickets stored a second after the last sweep, want 3 (A swept)", n)
+		}
 	})
 }
