@@ -25,5 +25,13 @@ func (s *Session) Sent() [][]byte {
 	return out
 }
 
-func (h *Hub) TestRegister(s *Session) bool { return h.register(s) == "" }
-func (h *Hub) TestUnregister(s *Session)    { h.unregister(s) }
+// TestRegister registers s and announces its user as Accept does.
+func (h *Hub) TestRegister(s *Session) bool {
+	reason, announce := h.register(s)
+	if announce {
+		contacts, err := h.contacts(s.User.UserID)
+		h.goOnline(s.User.UserID, contacts, err)
+	}
+	return reason == ""
+}
+func (h *Hub) TestUnregister(s *Session) { h.unregister(s) }

@@ -227,7 +227,8 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, p *auth.Principal, 
 	// registered and counted.
 	s.writing = true // held: no writer starts until begin
 	h.hello(s)
-	if reason := h.register(s); reason != "" {
+	reason, announce := h.register(s)
+	if reason != "" {
 		code := websocket.ClosePolicyViolation
 		if reason == "shutdown" {
 			code = websocket.CloseGoingAway
@@ -237,13 +238,19 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, p *auth.Principal, 
 		go s.drain()
 		return nil
 	}
+	// One read of the contacts serves both the announcement (first socket
+	// of the user on this instance) and the new session's snapshot.
+	contacts, cerr := h.contacts(p.UserID)
+	if announce {
+		h.goOnline(p.UserID, contacts, cerr)
+	}
 	h.metrics.Connects.Inc()
 	h.metrics.Connections.Inc()
 	s.begin()
 	// The handler returns at once so net/http frees its buffers; the
 	// reader goroutine owns the socket from here.
 	go s.readLoop()
-	h.presenceSnapshot(s)
+	h.presenceSnapshot(s, contacts, cerr)
 	return nil
 }
 
@@ -265,14 +272,15 @@ func (s *Session) drain() {
 }
 
 // register adds s to the hub, or says why not: "limit" or "shutdown".
-func (h *Hub) register(s *Session) string {
+// announce is true when the caller must announce the user online (goOnline).
+func (h *Hub) register(s *Session) (reason string, announce bool) {
 	uid := s.User.UserID
 	sh := h.shard(uid)
 	sh.mu.Lock()
 	if h.ctx.Err() != nil {
 		// Shutdown has begun: its sweep may already have passed this shard.
 		sh.mu.Unlock()
-		return "shutdown"
+		return "shutdown", false
 	}
 	u := sh.users[uid]
 	if u == nil {
@@ -281,7 +289,7 @@ func (h *Hub) register(s *Session) string {
 	}
 	if len(u.sessions) >= h.opt.MaxConnsPerUser {
 		sh.mu.Unlock()
-		return "limit"
+		return "limit", false
 	}
 	u.sessions[s] = struct{}{}
 	first := len(u.sessions) == 1
@@ -290,15 +298,12 @@ func (h *Hub) register(s *Session) string {
 		u.offline.Stop() // back within the grace period: no flapping
 		u.offline = nil
 	}
-	announce := first && !pending && !u.online
+	announce = first && !pending && !u.online
 	if announce {
 		u.online = true
 	}
 	sh.mu.Unlock()
-	if announce {
-		h.goOnline(uid)
-	}
-	return ""
+	return "", announce
 }
 
 func (h *Hub) unregister(s *Session) {

@@ -25,15 +25,21 @@ func (h *Hub) hello(s *Session) {
 		ServerTime: time.Now().UTC(), ExpiresAt: s.User.Expires, Holding: holding, Unread: unread})})
 }
 
-// presenceSnapshot tells a new session which of its contacts are online.
-func (h *Hub) presenceSnapshot(s *Session) {
-	ctx, cancel := context.WithTimeout(s.ctx, commandTimeout)
+// contacts reads who sees userID's presence.
+func (h *Hub) contacts(userID string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, commandTimeout)
 	defer cancel()
-	uid := s.User.UserID
-	contacts, err := h.chats.Contacts(ctx, uid)
+	return h.chats.Contacts(ctx, userID)
+}
+
+// presenceSnapshot tells a new session which of its contacts are online.
+func (h *Hub) presenceSnapshot(s *Session, contacts []string, err error) {
 	if err != nil || len(contacts) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, commandTimeout)
+	defer cancel()
+	uid := s.User.UserID
 	online, err := h.broker.AreOnline(ctx, contacts)
 	if err != nil {
 		h.log.Warn("hello: presence", "user_id", uid, "err", err)
@@ -47,8 +53,9 @@ func (h *Hub) presenceSnapshot(s *Session) {
 }
 
 // goOnline records the user's presence and, when no instance had them
-// before, tells their contacts.
-func (h *Hub) goOnline(userID string) {
+// before, tells their contacts (read by the caller; cerr is that read's
+// error).
+func (h *Hub) goOnline(userID string, contacts []string, cerr error) {
 	ctx, cancel := context.WithTimeout(h.ctx, commandTimeout)
 	defer cancel()
 	first, err := h.broker.Online(ctx, userID)
@@ -56,8 +63,15 @@ func (h *Hub) goOnline(userID string) {
 		h.log.Warn("presence online", "user_id", userID, "err", err)
 		return
 	}
-	if first {
-		h.announce(ctx, userID, true)
+	if !first {
+		return
+	}
+	if cerr != nil {
+		h.log.Warn("presence contacts", "user_id", userID, "err", cerr)
+		return
+	}
+	if len(contacts) > 0 {
+		h.Send(contacts, EventPresence, presenceData{UserID: userID, Online: true})
 	}
 }
 
