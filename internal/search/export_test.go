@@ -25,3 +25,11 @@ func SetRebuildBatchHook(fn func()) func() {
 	rebuildBatchHook = fn
 	return func() { rebuildBatchHook = old }
 }
+
+// SetCountOrder turns walking each chat's rarest value on or off (off:
+// the query's word order); it returns the function that restores it.
+func SetCountOrder(on bool) func() {
+	old := countOrder
+	countOrder = on
+	return func() { countOrder = old }
+}

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,7 +270,11 @@ func (s *Service) write(ctx context.Context, jobs []job) {
 		if !ok {
 			return fmt.Errorf("%w: %q (version %d)", errNoKey, cur.KeyID, cur.Version)
 		}
-		return s.writeJobs(tx, jobs, cur.Version, root)
+		c := counts{}
+		if err := s.writeJobs(tx, jobs, cur.Version, root, c); err != nil {
+			return err
+		}
+		return applyCounts(tx, c)
 	})
 	if errors.Is(err, errNoKey) {
 		// Not written: the next start with the key indexes them (Backfill).
@@ -297,12 +303,19 @@ func isGone(err error) bool {
 
 // writeJobs writes the jobs' tokens as rows of version, hashed under root
 // (that version's key). A replaced message loses its rows of every
-// version first, so a message always has rows of one version only.
-func (s *Service) writeJobs(tx *gorm.DB, jobs []job, version int, root []byte) error {
+// version first, so a message always has rows of one version only. The
+// rows it deletes and inserts are added to c, which the caller applies
+// in the same transaction (applyCounts).
+func (s *Service) writeJobs(tx *gorm.DB, jobs []job, version int, root []byte, c counts) error {
 	for _, j := range jobs {
 		if j.replace {
-			if err := tx.Exec("DELETE FROM message_tokens WHERE message_id = ?", j.messageID).Error; err != nil {
+			var gone []countKey
+			if err := tx.Raw("DELETE FROM message_tokens WHERE message_id = ? RETURNING chat_id, key_version, token", j.messageID).
+				Scan(&gone).Error; err != nil {
 				return err
+			}
+			for _, k := range gone {
+				c[k]--
 			}
 		}
 		vals := values(root, j.chatID, j.text)
@@ -319,9 +332,66 @@ func (s *Service) writeJobs(tx *gorm.DB, jobs []job, version int, root []byte) e
 			q.WriteString("(?, ?, ?, ?)")
 			args = append(args, j.chatID, version, v, j.messageID)
 		}
-		q.WriteString(" ON CONFLICT DO NOTHING")
-		if err := tx.Exec(q.String(), args...).Error; err != nil {
+		// Only the rows inserted count (a message indexed twice, by a
+		// backfill racing the queue, keeps its rows once).
+		q.WriteString(" ON CONFLICT DO NOTHING RETURNING token")
+		var added []int
+		if err := tx.Raw(q.String(), args...).Scan(&added).Error; err != nil {
 			return err
+		}
+		for _, v := range added {
+			c[countKey{ChatID: j.chatID, KeyVersion: version, Token: v}]++
+		}
+	}
+	return nil
+}
+
+// countKey names a row of message_token_counts: how many index rows a
+// value has in a chat under a key version.
+type countKey struct {
+	ChatID     string
+	KeyVersion int
+	Token      int
+}
+
+// counts are changes to message_token_counts gathered over a transaction.
+// Many messages of one chat change the same few counters: adding them up
+// per batch makes one update of each counter per transaction.
+type counts map[countKey]int
+
+// maxCountRows bounds the counters one statement updates (4 parameters
+// each; SQLite allows 32,766 per statement).
+const maxCountRows = 1000
+
+// applyCounts adds c to message_token_counts in tx, in key order: writers
+// that change the same counters lock them in the same order, so they
+// wait for each other instead of deadlocking.
+func applyCounts(tx *gorm.DB, c counts) error {
+	keys := make([]countKey, 0, len(c))
+	for k, d := range c {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b countKey) int {
+		return cmp.Or(cmp.Compare(a.ChatID, b.ChatID), cmp.Compare(a.KeyVersion, b.KeyVersion), cmp.Compare(a.Token, b.Token))
+	})
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), maxCountRows)]
+		keys = keys[len(part):]
+		var q strings.Builder
+		q.WriteString("INSERT INTO message_token_counts (chat_id, key_version, token, n) VALUES ")
+		args := make([]any, 0, 4*len(part))
+		for i, k := range part {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, ?, ?)")
+			args = append(args, k.ChatID, k.KeyVersion, k.Token, c[k])
+		}
+		q.WriteString(" ON CONFLICT (chat_id, key_version, token) DO UPDATE SET n = message_token_counts.n + excluded.n")
+		if err := tx.Exec(q.String(), args...).Error; err != nil {
+			return fmt.Errorf("search: token counts: %w", err)
 		}
 	}
 	return nil

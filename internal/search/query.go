@@ -143,8 +143,8 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 	}
 	// Each chat has its own key: the query's words hash differently in
 	// each (and under each index key).
-	// The first value drives the walk over the index: take the longest
-	// word first, as longer words tend to be rarer.
+	// Longest word first: longer words tend to be rarer, which decides
+	// the walk when counts do not (equal counts, or countOrder off).
 	words := slices.Clone(q.Words)
 	slices.SortStableFunc(words, func(a, b string) int { return len(b) - len(a) })
 	cqs := make([]chatQuery, 0, len(chats)*len(roots))
@@ -159,6 +159,13 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 			}
 			cqs = append(cqs, cq)
 		}
+	}
+	cqs, err := s.rarestFirst(ctx, cqs)
+	if err != nil {
+		return nil, err
+	}
+	if len(cqs) == 0 {
+		return page, nil
 	}
 	cursor, scanned := r.Cursor, 0
 	batch := max(3*r.Limit, 50)
@@ -218,6 +225,62 @@ type chatQuery struct {
 	vals    []int // distinct
 }
 
+// countChats bounds the chats one statement reads the counters of.
+const countChats = 500
+
+// rarestFirst orders each chat's values by how many index rows they have
+// (message_token_counts), rarest first: the rarest drives the walk over
+// the index, so a search of words that are each common but rarely
+// together reads the fewest rows per hit. A chat where a value has no row
+// cannot match and is left out.
+func (s *Service) rarestFirst(ctx context.Context, cqs []chatQuery) ([]chatQuery, error) {
+	if !countOrder {
+		return cqs, nil
+	}
+	n := make(map[countKey]int)
+	var chats []string
+	var vals []int
+	for _, cq := range cqs {
+		if len(chats) == 0 || chats[len(chats)-1] != cq.chat {
+			chats = append(chats, cq.chat)
+		}
+		for _, v := range cq.vals {
+			if !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
+		}
+	}
+	for start := 0; start < len(chats); start += countChats {
+		var rows []struct {
+			ChatID     string
+			KeyVersion int
+			Token      int
+			N          int
+		}
+		if err := s.db.WithContext(ctx).Raw("SELECT chat_id, key_version, token, n FROM message_token_counts WHERE chat_id IN ? AND token IN ?",
+			chats[start:min(start+countChats, len(chats))], vals).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("search: token counts: %w", err)
+		}
+		for _, r := range rows {
+			n[countKey{ChatID: r.ChatID, KeyVersion: r.KeyVersion, Token: r.Token}] = r.N
+		}
+	}
+	out := cqs[:0]
+	for _, cq := range cqs {
+		count := func(v int) int { return n[countKey{ChatID: cq.chat, KeyVersion: cq.version, Token: v}] }
+		if slices.ContainsFunc(cq.vals, func(v int) bool { return count(v) <= 0 }) {
+			continue
+		}
+		slices.SortStableFunc(cq.vals, func(a, b int) int { return count(a) - count(b) })
+		out = append(out, cq)
+	}
+	return out, nil
+}
+
+// countOrder: walk each chat's rarest value (off only in benchmarks, to
+// compare with the walk from the longest word, as before the counts).
+var countOrder = true
+
 // chatsOf returns the chats userID is a member of (only chatID when set:
 // chat.notFound if they are not in it).
 func (s *Service) chatsOf(ctx context.Context, userID, chatID string) ([]string, error) {
@@ -241,7 +304,7 @@ func (s *Service) chatsOf(ctx context.Context, userID, chatID string) ([]string,
 // candidates returns up to n message ids below cursor, newest first, that
 // have every query value of their chat, in chats userID is a member of at
 // the moment the statement runs. Per chat, the statement walks the first
-// value's rows backwards on the primary key and looks the others up for
+// (rarest) value's rows backwards on the primary key and looks the others up for
 // each, so it reads about as many rows as it returns when the words often
 // go together, and stops at n.
 func (s *Service) candidates(ctx context.Context, userID string, cqs []chatQuery, cursor string, n int) ([]string, error) {

@@ -188,6 +188,10 @@ func (s *Service) finishRebuild(ctx context.Context, st *RebuildStatus, root []b
 			time.Now().UTC(), st.Version).Error; err != nil {
 			return err
 		}
+		// The retired versions have no row left: their counters are all 0.
+		if err := tx.Exec("DELETE FROM message_token_counts WHERE key_version <> ?", st.Version).Error; err != nil {
+			return err
+		}
 		done = true
 		return s.recordProgress(tx, st.Version, st.AfterID, 0, true)
 	})
@@ -208,13 +212,24 @@ func (s *Service) finishRebuild(ctx context.Context, st *RebuildStatus, root []b
 // their decrypted text, in tx, so each message has rows of one version
 // at any moment a search can see. It returns how many it moved.
 func (s *Service) reindex(tx *gorm.DB, ids []string, version int, root []byte) (int, error) {
-	var stale []string
-	if err := tx.Raw("DELETE FROM message_tokens WHERE message_id IN ? AND key_version <> ? RETURNING message_id", ids, version).
-		Scan(&stale).Error; err != nil {
+	var gone []struct {
+		ChatID     string
+		KeyVersion int
+		Token      int
+		MessageID  string
+	}
+	if err := tx.Raw("DELETE FROM message_tokens WHERE message_id IN ? AND key_version <> ? RETURNING chat_id, key_version, token, message_id", ids, version).
+		Scan(&gone).Error; err != nil {
 		return 0, err
 	}
-	if len(stale) == 0 {
+	if len(gone) == 0 {
 		return 0, nil
+	}
+	c := counts{}
+	stale := make([]string, 0, len(gone))
+	for _, g := range gone {
+		c[countKey{ChatID: g.ChatID, KeyVersion: g.KeyVersion, Token: g.Token}]--
+		stale = append(stale, g.MessageID)
 	}
 	slices.Sort(stale)
 	stale = slices.Compact(stale)
@@ -236,7 +251,10 @@ func (s *Service) reindex(tx *gorm.DB, ids []string, version int, root []byte) (
 		}
 		jobs = append(jobs, job{chatID: r.ChatID, messageID: r.ID, text: string(pt)})
 	}
-	if err := s.writeJobs(tx, jobs, version, root); err != nil {
+	if err := s.writeJobs(tx, jobs, version, root, c); err != nil {
+		return 0, err
+	}
+	if err := applyCounts(tx, c); err != nil {
 		return 0, err
 	}
 	return len(jobs), nil

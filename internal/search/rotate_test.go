@@ -303,10 +303,11 @@ func TestSearchRebuildOneAtATime(t *testing.T) {
 }
 
 // downgradeTo0008 puts the search schema back as migration 0008 left it
-// (no key versions, no rotation tables), keeping the index rows, so the
+// (no key versions, no rotation tables, no counts), keeping the index rows, so the
 // next start runs migration 0009 on an index that has data.
 var downgradeTo0008 = map[string][]string{
 	"sqlite": {
+		"DROP TABLE message_token_counts", "DELETE FROM schema_migrations WHERE version = 10",
 		"DROP TABLE search_rebuilds", "DROP TABLE search_index", "DROP TABLE search_keys",
 		`CREATE TABLE message_tokens_old (
 			chat_id TEXT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
@@ -320,6 +321,7 @@ var downgradeTo0008 = map[string][]string{
 		"DELETE FROM schema_migrations WHERE version = 9",
 	},
 	"postgres": {
+		"DROP TABLE message_token_counts", "DELETE FROM schema_migrations WHERE version = 10",
 		"DROP TABLE search_rebuilds", "DROP TABLE search_index", "DROP TABLE search_keys",
 		"ALTER TABLE message_tokens DROP CONSTRAINT message_tokens_pkey",
 		"ALTER TABLE message_tokens DROP COLUMN key_version",
