@@ -170,7 +170,7 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 	cursor, scanned := r.Cursor, 0
 	batch := max(3*r.Limit, 50)
 	for {
-		ids, err := s.candidates(ctx, r.UserID, cqs, cursor, batch)
+		ids, more, err := s.candidates(ctx, r.UserID, cqs, cursor, batch)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +198,7 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 				return page, nil
 			}
 		}
-		if len(ids) < batch {
+		if !more {
 			return page, nil
 		}
 		if scanned >= maxScan {
@@ -303,18 +303,19 @@ func (s *Service) chatsOf(ctx context.Context, userID, chatID string) ([]string,
 
 // candidates returns up to n message ids below cursor, newest first, that
 // have every query value of their chat, in chats userID is a member of at
-// the moment the statement runs. Per chat, the statement walks the first
-// (rarest) value's rows backwards on the primary key and looks the others up for
-// each, so it reads about as many rows as it returns when the words often
-// go together, and stops at n.
-func (s *Service) candidates(ctx context.Context, userID string, cqs []chatQuery, cursor string, n int) ([]string, error) {
-	var all []string
+// the moment the statement runs; more reports that there may be others
+// past them. Per chat, the statement walks the first (rarest) value's rows
+// backwards on the primary key and looks the others up for each, so it
+// reads about as many rows as it returns when the words often go
+// together, and stops at n.
+func (s *Service) candidates(ctx context.Context, userID string, cqs []chatQuery, cursor string, n int) (all []string, more bool, err error) {
 	for start := 0; start < len(cqs); start += maxChatsPerStatement {
-		ids, err := s.candidatesIn(ctx, userID, cqs[start:min(start+maxChatsPerStatement, len(cqs))], cursor, n)
+		ids, full, err := s.candidatesIn(ctx, userID, cqs[start:min(start+maxChatsPerStatement, len(cqs))], cursor, n)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		all = append(all, ids...)
+		more = more || full
 	}
 	if len(cqs) > maxChatsPerStatement {
 		// Several statements: merge their newest (once each, should a
@@ -323,13 +324,13 @@ func (s *Service) candidates(ctx context.Context, userID string, cqs []chatQuery
 		all = slices.Compact(all)
 		slices.Reverse(all)
 		if len(all) > n {
-			all = all[:n]
+			all, more = all[:n], true
 		}
 	}
-	return all, nil
+	return all, more, nil
 }
 
-func (s *Service) candidatesIn(ctx context.Context, userID string, cqs []chatQuery, cursor string, n int) ([]string, error) {
+func (s *Service) candidatesIn(ctx context.Context, userID string, cqs []chatQuery, cursor string, n int) (ids []string, full bool, err error) {
 	var b strings.Builder
 	var args []any
 	// On PostgreSQL, OFFSET 0 keeps each EXISTS a lookup per row on the
@@ -343,13 +344,27 @@ func (s *Service) candidatesIn(ctx context.Context, userID string, cqs []chatQue
 	if s.db.Dialect == store.Postgres {
 		lookup = " OFFSET 0)"
 	}
+	// One walk per chat, each in message order (the primary key
+	// backwards), merged under one ORDER BY ... LIMIT: the walks are
+	// merged lazily, so each chat's stops once the newest n of all chats
+	// together are known, instead of finding n in every chat (ten times
+	// fewer rows read for a user in ten chats). PostgreSQL does it (a
+	// Merge Append over Limits) when each walk is its own ordered, limited
+	// subquery; given bare walks it reads them whole and sorts. SQLite does
+	// it for bare walks (a co-routine per arm) and allows no other form.
+	// UNION ALL: a message has rows of one version at any moment, so no
+	// message comes twice (a duplicate is dropped below all the same);
+	// UNION would read every walk whole to remove duplicates. (One walk
+	// alone needs no subquery, and PostgreSQL allows none in that case.)
+	pg := s.db.Dialect == store.Postgres && len(cqs) > 1
 	for i, cq := range cqs {
 		if i > 0 {
-			// UNION, not UNION ALL: a message has rows of one version,
-			// but a duplicate must never take a result's place.
-			b.WriteString(" UNION ")
+			b.WriteString(" UNION ALL ")
 		}
-		fmt.Fprintf(&b, "SELECT message_id FROM (SELECT t.message_id FROM message_tokens t WHERE t.chat_id = ? AND t.key_version = ? AND t.token = ?")
+		if pg {
+			b.WriteString("(")
+		}
+		b.WriteString("SELECT t.message_id FROM message_tokens t WHERE t.chat_id = ? AND t.key_version = ? AND t.token = ?")
 		args = append(args, cq.chat, cq.version, cq.vals[0])
 		if cursor != "" {
 			b.WriteString(" AND t.message_id < ?")
@@ -359,17 +374,19 @@ func (s *Service) candidatesIn(ctx context.Context, userID string, cqs []chatQue
 			b.WriteString(" AND EXISTS (SELECT 1 FROM message_tokens u WHERE u.chat_id = ? AND u.key_version = ? AND u.token = ? AND u.message_id = t.message_id" + lookup)
 			args = append(args, cq.chat, cq.version, v)
 		}
-		fmt.Fprintf(&b, " AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = ? AND m.user_id = ?)"+
-			" ORDER BY t.message_id DESC LIMIT ?) c%d", i)
-		args = append(args, cq.chat, userID, n)
+		b.WriteString(" AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = ? AND m.user_id = ?)")
+		args = append(args, cq.chat, userID)
+		if pg {
+			b.WriteString(" ORDER BY t.message_id DESC LIMIT ?)")
+			args = append(args, n)
+		}
 	}
 	b.WriteString(" ORDER BY message_id DESC LIMIT ?")
 	args = append(args, n)
-	var ids []string
 	if err := s.db.WithContext(ctx).Raw(b.String(), args...).Scan(&ids).Error; err != nil {
-		return nil, fmt.Errorf("search: candidates: %w", err)
+		return nil, false, fmt.Errorf("search: candidates: %w", err)
 	}
-	return ids, nil
+	return slices.Compact(ids), len(ids) == n, nil
 }
 
 type found struct {
