@@ -13,6 +13,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kljensen/snowball/english"
+	"github.com/kljensen/snowball/russian"
 	"golang.org/x/text/cases"
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
@@ -43,14 +45,29 @@ type folder struct {
 // Normalize folds a word for matching: NFKC, Unicode case folding, and
 // diacritics removed (é → e, ё → е, й → и), so "Café", "CAFE" and "café"
 // are one word.
-func Normalize(s string) string {
+func Normalize(s string) string { return normalize(s, false) }
+
+// normalize folds s as Normalize does; with stem, a word in Latin letters
+// is reduced to its English stem and one in Cyrillic to its Russian stem
+// (Snowball), between case folding and removing diacritics (the Russian
+// stemmer knows й and ё), so "running" and "runs" are "run", "книги" and
+// "книгу" are "книг". Other scripts and words mixing scripts are not
+// stemmed.
+func normalize(s string, stem bool) string {
 	if isASCII(s) {
-		return asciiLower(s) // NFKC and folding of ASCII
+		s = asciiLower(s) // NFKC and folding of ASCII
+		if stem {
+			s = stemWord(s)
+		}
+		return s
 	}
 	f := folders.Get().(*folder)
 	defer folders.Put(f)
 	s = norm.NFKC.String(s)
 	s = f.caser.String(s)
+	if stem {
+		s = stemWord(s)
+	}
 	if isASCII(s) {
 		return s
 	}
@@ -59,6 +76,34 @@ func Normalize(s string) string {
 		return s
 	}
 	return out
+}
+
+// stemWord stems a case-folded word by its script: English for Latin
+// letters, Russian for Cyrillic; anything else (digits, other scripts, a
+// mix) as it is.
+func stemWord(w string) string {
+	latin, cyrillic := 0, 0
+	for _, r := range w {
+		switch {
+		case r < utf8.RuneSelf && 'a' <= r && r <= 'z':
+			latin++
+		case unicode.Is(unicode.Latin, r):
+			return w // accented Latin: English rules would mangle it
+		case unicode.Is(unicode.Cyrillic, r):
+			cyrillic++
+		default:
+			if !unicode.Is(unicode.Mn, r) {
+				return w
+			}
+		}
+	}
+	switch {
+	case latin > 0 && cyrillic == 0:
+		return english.Stem(w, true)
+	case cyrillic > 0 && latin == 0:
+		return russian.Stem(w, true)
+	}
+	return w
 }
 
 func asciiLower(s string) string {
@@ -86,11 +131,15 @@ func wordRune(r rune) bool {
 // Tokenize splits text into normalized words in order, with their places
 // in text. A word is a run of letters, digits and combining marks; all
 // else separates words.
-func Tokenize(text string) []Token {
+func Tokenize(text string) []Token { return tokenize(text, false) }
+
+// tokenize is Tokenize, with each word stemmed when stem is set (see
+// normalize).
+func tokenize(text string, stem bool) []Token {
 	var out []Token
 	start := -1
 	emit := func(end int) {
-		w := Normalize(text[start:end])
+		w := normalize(text[start:end], stem)
 		// Normalization may bring separators (½ → 1⁄2): split again.
 		for _, part := range strings.FieldsFunc(w, func(r rune) bool { return !wordRune(r) }) {
 			out = append(out, Token{Text: clip(part), Start: start, End: end})
@@ -135,7 +184,10 @@ type Query struct {
 
 // ParseQuery reads q: bare words, and "quoted phrases". An unclosed quote
 // runs to the end. A quoted single word is just a word.
-func ParseQuery(q string) Query {
+func ParseQuery(q string) Query { return parseQuery(q, false) }
+
+// parseQuery is ParseQuery, its words stemmed when stem is set.
+func parseQuery(q string, stem bool) Query {
 	var out Query
 	seen := map[string]bool{}
 	addWord := func(w string) {
@@ -146,7 +198,7 @@ func ParseQuery(q string) Query {
 	}
 	parts := strings.Split(q, `"`)
 	for i, p := range parts {
-		toks := Tokenize(p)
+		toks := tokenize(p, stem)
 		if i%2 == 1 && len(toks) > 1 {
 			ph := make([]string, len(toks))
 			for j, t := range toks {
