@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	socialSvc := social.New(db, sealer, chatSvc, hub, broker, social.Options{Now: now, Log: log, AnswerDelay: opt.AnswerNotifyDelay})
 	chatSvc.SetRelations(socialSvc)
 
-	searchOpt := search.Options{Log: log}
+	searchOpt := search.Options{Log: log, Stem: cfg.SearchStemming}
 	if cfg.IndexKeys == "" {
 		// Keys live in the data folder's file: a key added there by
 		// "aichat keys rotate --index" is read when the database names it.

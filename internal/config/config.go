@@ -32,6 +32,7 @@ type Config struct {
 	JWTKeys         string        // optional "kid=base64,kid2=base64"; first signs. Empty: generated file
 	EncryptionKeys  string        // optional "id=base64,..."; first is current. Empty: generated file
 	IndexKeys       string        // optional "id=base64,..."; search index keys, first is current. Empty: generated file
+	SearchStemming  bool          // AICHAT_SEARCH_STEMMING=on: search words are stemmed (English, Russian); switching rebuilds the index
 	Issuer          string        // JWT iss
 	AccessTTL       time.Duration // access token lifetime
 	RefreshTTL      time.Duration // refresh token lifetime (each rotation restarts it)
@@ -164,6 +165,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.JWTKeys, "AICHAT_JWT_KEYS")
 	str(&c.EncryptionKeys, "AICHAT_ENCRYPTION_KEYS")
 	str(&c.IndexKeys, "AICHAT_INDEX_KEYS")
+	switch v := getenv("AICHAT_SEARCH_STEMMING"); v {
+	case "", "off":
+	case "on":
+		c.SearchStemming = true
+	default:
+		errs = append(errs, fmt.Sprintf("AICHAT_SEARCH_STEMMING=%q: want off or on", v))
+	}
 	str(&c.Issuer, "AICHAT_JWT_ISSUER")
 	dur(&c.AccessTTL, "AICHAT_ACCESS_TTL")
 	dur(&c.RefreshTTL, "AICHAT_REFRESH_TTL")
@@ -337,6 +345,7 @@ func (c Config) LogAttrs() []any {
 		"jwt_keys", mask(c.JWTKeys),
 		"encryption_keys", mask(c.EncryptionKeys),
 		"index_keys", mask(c.IndexKeys),
+		"search_stemming", c.SearchStemming,
 		"access_ttl", c.AccessTTL.String(),
 		"refresh_ttl", c.RefreshTTL.String(),
 		"password_hash", c.PasswordHash,

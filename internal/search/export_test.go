@@ -15,7 +15,7 @@ func (s *Service) ValuesUnder(keyID, chatID, text string) []int {
 	if !ok {
 		panic("no index key " + keyID)
 	}
-	return values(root, chatID, text)
+	return values(root, chatID, text, false)
 }
 
 // SetRebuildBatchHook makes every rebuild batch call fn after it

@@ -40,6 +40,10 @@ type Options struct {
 	// AICHAT_INDEX_KEYS). A key the database names and this process
 	// lacks is looked for there.
 	Reload func() (secrets.Keyring, error)
+	// Stem: index and search words stemmed (English and Russian by
+	// script). An index written with the other setting is rebuilt in the
+	// background, as after a key rotation; every instance must agree.
+	Stem bool
 }
 
 // Service indexes messages as they are written and answers searches.
@@ -57,6 +61,7 @@ type Service struct {
 	cur        atomic.Pointer[keyVersion] // as last read from the database
 
 	owner string // this process's name on a rebuild lease
+	stem  bool   // Options.Stem
 
 	queue chan job
 	stop  chan struct{}
@@ -84,7 +89,7 @@ func New(db *store.DB, sealer *seal.Sealer, index secrets.Keyring, opt Options) 
 	if opt.QueueSize <= 0 {
 		opt.QueueSize = 4096
 	}
-	s := &Service{db: db, sealer: sealer, keys: index, reload: opt.Reload, log: opt.Log, owner: secrets.NewID() + secrets.NewID(),
+	s := &Service{db: db, sealer: sealer, keys: index, reload: opt.Reload, log: opt.Log, owner: secrets.NewID() + secrets.NewID(), stem: opt.Stem,
 		queue: make(chan job, opt.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -103,9 +108,15 @@ func (s *Service) Close() {
 
 // chatKey derives a chat's index key from an index key (root): the same
 // word hashes differently in every chat, so index values cannot be
-// compared across chats, and differently under every index key.
-func chatKey(root []byte, chatID string) []byte {
-	k, err := hkdf.Key(sha256.New, root, nil, "aichat search index v1\x00"+chatID, 32)
+// compared across chats, and differently under every index key. A
+// stemmed index has keys of its own: during the rebuild after switching
+// stemming, a word's values in the two versions cannot be linked.
+func chatKey(root []byte, chatID string, stemmed bool) []byte {
+	info := "aichat search index v1\x00"
+	if stemmed {
+		info = "aichat search index v1 stemmed\x00"
+	}
+	k, err := hkdf.Key(sha256.New, root, nil, info+chatID, 32)
 	if err != nil {
 		panic(err) // only for lengths HKDF cannot give; 32 always works
 	}
@@ -118,8 +129,8 @@ type hasher struct {
 	buf [sha256.Size]byte
 }
 
-func newHasher(root []byte, chatID string) *hasher {
-	return &hasher{mac: hmac.New(sha256.New, chatKey(root, chatID))}
+func newHasher(root []byte, chatID string, stemmed bool) *hasher {
+	return &hasher{mac: hmac.New(sha256.New, chatKey(root, chatID, stemmed))}
 }
 
 func (h *hasher) sum(token string) int {
@@ -132,18 +143,19 @@ func (h *hasher) sum(token string) int {
 // Values returns the distinct index values of text's words in chatID
 // under the current index key, in first-seen order.
 func (s *Service) Values(chatID, text string) []int {
-	root, ok := s.secret(s.CurrentKeyID())
+	cur := s.cur.Load()
+	root, ok := s.secret(cur.KeyID)
 	if !ok {
 		return nil
 	}
-	return values(root, chatID, text)
+	return values(root, chatID, text, cur.Stemmed)
 }
 
-func values(root []byte, chatID, text string) []int {
-	h := newHasher(root, chatID)
+func values(root []byte, chatID, text string, stemmed bool) []int {
+	h := newHasher(root, chatID, stemmed)
 	var seen [1 << Bits]bool
 	var out []int
-	for _, t := range Tokenize(text) {
+	for _, t := range tokenize(text, stemmed) {
 		v := h.sum(t.Text)
 		if !seen[v] {
 			seen[v] = true
@@ -271,7 +283,7 @@ func (s *Service) write(ctx context.Context, jobs []job) {
 			return fmt.Errorf("%w: %q (version %d)", errNoKey, cur.KeyID, cur.Version)
 		}
 		c := counts{}
-		if err := s.writeJobs(tx, jobs, cur.Version, root, c); err != nil {
+		if err := s.writeJobs(tx, jobs, cur, root, c); err != nil {
 			return err
 		}
 		return applyCounts(tx, c)
@@ -301,12 +313,13 @@ func isGone(err error) bool {
 	return strings.Contains(msg, "FOREIGN KEY constraint failed") || strings.Contains(msg, "SQLSTATE 23503")
 }
 
-// writeJobs writes the jobs' tokens as rows of version, hashed under root
-// (that version's key). A replaced message loses its rows of every
+// writeJobs writes the jobs' tokens as rows of version kv, hashed under
+// root (its key) and stemmed if it is. A replaced message loses its rows of every
 // version first, so a message always has rows of one version only. The
 // rows it deletes and inserts are added to c, which the caller applies
 // in the same transaction (applyCounts).
-func (s *Service) writeJobs(tx *gorm.DB, jobs []job, version int, root []byte, c counts) error {
+func (s *Service) writeJobs(tx *gorm.DB, jobs []job, kv keyVersion, root []byte, c counts) error {
+	version := kv.Version
 	for _, j := range jobs {
 		if j.replace {
 			var gone []countKey
@@ -318,7 +331,7 @@ func (s *Service) writeJobs(tx *gorm.DB, jobs []job, version int, root []byte, c
 				c[k]--
 			}
 		}
-		vals := values(root, j.chatID, j.text)
+		vals := values(root, j.chatID, j.text, kv.Stemmed)
 		if len(vals) == 0 {
 			continue
 		}

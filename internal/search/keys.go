@@ -17,6 +17,7 @@ import (
 type keyVersion struct {
 	Version int
 	KeyID   string
+	Stemmed bool // words stemmed (AICHAT_SEARCH_STEMMING)
 }
 
 // errNoKey: this process lacks the index key the database asks for.
@@ -39,6 +40,9 @@ func (s *Service) bootstrap(ctx context.Context, current secrets.Key) error {
 	if err := db.Exec("INSERT INTO search_index (id, current_version) VALUES (1, 1) ON CONFLICT DO NOTHING").Error; err != nil {
 		return fmt.Errorf("search: record index key: %w", err)
 	}
+	if err := s.matchStemming(ctx); err != nil && !errors.Is(err, ErrRebuilding) {
+		return err
+	}
 	cur, err := s.currentVersion(db, false)
 	if err != nil {
 		return err
@@ -56,7 +60,7 @@ func (s *Service) bootstrap(ctx context.Context, current secrets.Key) error {
 // after the rotation see the new version. SQLite transactions take the
 // write lock up front (BEGIN IMMEDIATE), which serializes them anyway.
 func (s *Service) currentVersion(tx *gorm.DB, lock bool) (keyVersion, error) {
-	q := "SELECT i.current_version AS version, k.key_id FROM search_index i JOIN search_keys k ON k.version = i.current_version WHERE i.id = 1"
+	q := "SELECT i.current_version AS version, k.key_id, k.stemmed FROM search_index i JOIN search_keys k ON k.version = i.current_version WHERE i.id = 1"
 	if lock && s.db.Dialect == store.Postgres {
 		q += " FOR SHARE OF i"
 	}
@@ -75,7 +79,7 @@ func (s *Service) currentVersion(tx *gorm.DB, lock bool) (keyVersion, error) {
 // the current one and, during a rebuild, the ones it replaces.
 func (s *Service) liveVersions(ctx context.Context) ([]keyVersion, error) {
 	var kv []keyVersion
-	if err := s.db.WithContext(ctx).Raw("SELECT version, key_id FROM search_keys WHERE retired_at IS NULL ORDER BY version DESC").
+	if err := s.db.WithContext(ctx).Raw("SELECT version, key_id, stemmed FROM search_keys WHERE retired_at IS NULL ORDER BY version DESC").
 		Scan(&kv).Error; err != nil {
 		return nil, fmt.Errorf("search: index keys: %w", err)
 	}
@@ -151,7 +155,7 @@ func (s *Service) Rotate(ctx context.Context, keyID string) (version int, err er
 		if err := tx.Raw("SELECT COALESCE(MAX(version), 0) + 1 FROM search_keys").Scan(&version).Error; err != nil {
 			return err
 		}
-		if err := tx.Exec("INSERT INTO search_keys (version, key_id, created_at) VALUES (?, ?, ?)", version, keyID, now).Error; err != nil {
+		if err := tx.Exec("INSERT INTO search_keys (version, key_id, stemmed, created_at) VALUES (?, ?, ?, ?)", version, keyID, s.stem, now).Error; err != nil {
 			return err
 		}
 		if err := tx.Exec("UPDATE search_index SET current_version = ? WHERE id = 1", version).Error; err != nil {
@@ -165,16 +169,19 @@ func (s *Service) Rotate(ctx context.Context, keyID string) (version int, err er
 		}
 		return 0, fmt.Errorf("search: rotate: %w", err)
 	}
-	s.cur.Store(&keyVersion{Version: version, KeyID: keyID})
+	s.cur.Store(&keyVersion{Version: version, KeyID: keyID, Stemmed: s.stem})
 	s.log.Info("search: index key rotated; rebuilding", "key_id", keyID, "version", version)
 	return version, nil
 }
 
 // RetiredKeyIDs returns the ids of index keys no row uses any more: they
-// may be removed from the key file or AICHAT_INDEX_KEYS.
+// may be removed from the key file or AICHAT_INDEX_KEYS. (A key keeps
+// being used by its version of the other stemming setting.)
 func (s *Service) RetiredKeyIDs(ctx context.Context) ([]string, error) {
 	var ids []string
-	if err := s.db.WithContext(ctx).Raw("SELECT key_id FROM search_keys WHERE retired_at IS NOT NULL ORDER BY version").
+	if err := s.db.WithContext(ctx).Raw("SELECT key_id FROM search_keys k WHERE retired_at IS NOT NULL" +
+		" AND NOT EXISTS (SELECT 1 FROM search_keys l WHERE l.key_id = k.key_id AND l.retired_at IS NULL)" +
+		" GROUP BY key_id ORDER BY MAX(version)").
 		Scan(&ids).Error; err != nil {
 		return nil, fmt.Errorf("search: index keys: %w", err)
 	}
@@ -183,3 +190,62 @@ func (s *Service) RetiredKeyIDs(ctx context.Context) ([]string, error) {
 
 // sameVersions reports whether two reads of the live versions agree.
 func sameVersions(a, b []keyVersion) bool { return slices.Equal(a, b) }
+
+// matchStemming starts a new index version when the current one was
+// written with the other stemming setting than this process's: the same
+// key, words stemmed or not as the setting says, every older row moved
+// to it by the background rebuild as after a key rotation (searches ask
+// for both meanwhile, each with its own normalization). It returns
+// ErrRebuilding while an earlier rebuild runs (RunRebuilds tries again
+// once it is done).
+func (s *Service) matchStemming(ctx context.Context) error {
+	cur, err := s.currentVersion(s.db.WithContext(ctx), false)
+	if err != nil || cur.Stemmed == s.stem {
+		return err
+	}
+	now := time.Now().UTC()
+	var version int
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		lock := ""
+		if s.db.Dialect == store.Postgres {
+			lock = " FOR UPDATE OF i"
+		}
+		var kv []keyVersion
+		if err := tx.Raw("SELECT i.current_version AS version, k.key_id, k.stemmed FROM search_index i" +
+			" JOIN search_keys k ON k.version = i.current_version WHERE i.id = 1" + lock).Scan(&kv).Error; err != nil {
+			return err
+		}
+		if len(kv) == 0 || kv[0].Stemmed == s.stem {
+			return nil // another instance switched first
+		}
+		var running int64
+		if err := tx.Raw("SELECT COUNT(*) FROM search_rebuilds WHERE finished_at IS NULL").Scan(&running).Error; err != nil {
+			return err
+		}
+		if running > 0 {
+			return ErrRebuilding
+		}
+		if err := tx.Raw("SELECT COALESCE(MAX(version), 0) + 1 FROM search_keys").Scan(&version).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec("INSERT INTO search_keys (version, key_id, stemmed, created_at) VALUES (?, ?, ?, ?)",
+			version, kv[0].KeyID, s.stem, now).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec("UPDATE search_index SET current_version = ? WHERE id = 1", version).Error; err != nil {
+			return err
+		}
+		return tx.Exec("INSERT INTO search_rebuilds (version, started_at) VALUES (?, ?)", version, now).Error
+	})
+	if err != nil {
+		if errors.Is(err, ErrRebuilding) {
+			return err
+		}
+		return fmt.Errorf("search: switch stemming: %w", err)
+	}
+	if version > 0 {
+		s.log.Info("search: stemming setting changed; rebuilding the index", "stemming", s.stem, "version", version)
+	}
+	_, err = s.currentVersion(s.db.WithContext(ctx), false)
+	return err
+}

@@ -126,6 +126,7 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 	page := &Page{Results: []Result{}}
 	type versionKey struct {
 		version int
+		stemmed bool
 		root    []byte
 	}
 	var roots []versionKey
@@ -136,22 +137,38 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 				"key_id", kv.KeyID, "version", kv.Version)
 			continue
 		}
-		roots = append(roots, versionKey{kv.Version, root})
+		roots = append(roots, versionKey{kv.Version, kv.Stemmed, root})
 	}
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("search: none of the index keys in use (%v) is known to this server", live)
 	}
+	// A version's words are stemmed or not (AICHAT_SEARCH_STEMMING; both
+	// kinds are live during the rebuild after switching it): the query
+	// is read once per kind, the current version's first, and a candidate
+	// is checked against each (a match under either is a result).
+	var modes []queryMode
+	for _, vk := range roots {
+		if !slices.ContainsFunc(modes, func(m queryMode) bool { return m.stemmed == vk.stemmed }) {
+			qm := q
+			if vk.stemmed {
+				qm = parseQuery(r.Query, true)
+			}
+			// Longest word first: longer words tend to be rarer, which
+			// decides the walk when counts do not (equal counts, or
+			// countOrder off).
+			words := slices.Clone(qm.Words)
+			slices.SortStableFunc(words, func(a, b string) int { return len(b) - len(a) })
+			modes = append(modes, queryMode{stemmed: vk.stemmed, q: qm, words: words})
+		}
+	}
 	// Each chat has its own key: the query's words hash differently in
 	// each (and under each index key).
-	// Longest word first: longer words tend to be rarer, which decides
-	// the walk when counts do not (equal counts, or countOrder off).
-	words := slices.Clone(q.Words)
-	slices.SortStableFunc(words, func(a, b string) int { return len(b) - len(a) })
 	cqs := make([]chatQuery, 0, len(chats)*len(roots))
 	for _, c := range chats {
 		for _, vk := range roots {
-			h := newHasher(vk.root, c)
+			h := newHasher(vk.root, c, vk.stemmed)
 			cq := chatQuery{chat: c, version: vk.version}
+			words := modes[slices.IndexFunc(modes, func(m queryMode) bool { return m.stemmed == vk.stemmed })].words
 			for _, w := range words {
 				if v := h.sum(w); !slices.Contains(cq.vals, v) {
 					cq.vals = append(cq.vals, v)
@@ -188,11 +205,18 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 			if !ok {
 				continue // deleted since
 			}
-			toks := Tokenize(m.text)
-			if !q.Match(toks) {
+			var res *Result
+			for _, qm := range modes {
+				if toks := tokenize(m.text, qm.stemmed); qm.q.Match(toks) {
+					r := m.result(qm.q, toks)
+					res = &r
+					break
+				}
+			}
+			if res == nil {
 				continue // a coincidence of truncated hashes
 			}
-			page.Results = append(page.Results, m.result(q, toks))
+			page.Results = append(page.Results, *res)
 			if len(page.Results) == r.Limit {
 				page.NextCursor = id
 				return page, nil
@@ -210,6 +234,14 @@ func (s *Service) search(ctx context.Context, r Request, q Query, chats []string
 		// with a common one), ask for more at once.
 		batch = min(2*batch, 500)
 	}
+}
+
+// queryMode is a search's query as read for versions that stem words, or
+// for those that do not.
+type queryMode struct {
+	stemmed bool
+	q       Query
+	words   []string // q.Words, longest first
 }
 
 // maxChatsPerStatement bounds the chats one statement searches; a user in

@@ -14,6 +14,7 @@ import (
 type RebuildStatus struct {
 	Version   int       // the index key version rows are moved to
 	KeyID     string    // its key's id
+	Stemmed   bool      // whether it stems words (AICHAT_SEARCH_STEMMING)
 	Messages  int64     // messages re-indexed so far
 	AfterID   string    // the last message walked (messages go in id order)
 	StartedAt time.Time // when the rotation was recorded
@@ -41,6 +42,7 @@ func (s *Service) Status(ctx context.Context) (st RebuildStatus, ok bool, err er
 	var rows []struct {
 		Version    int
 		KeyID      string
+		Stemmed    bool
 		AfterID    string
 		Messages   int64
 		LeaseOwner *string
@@ -48,7 +50,7 @@ func (s *Service) Status(ctx context.Context) (st RebuildStatus, ok bool, err er
 		StartedAt  time.Time
 		FinishedAt *time.Time
 	}
-	if err := s.db.WithContext(ctx).Raw("SELECT r.version, k.key_id, r.after_id, r.messages, r.lease_owner, r.lease_until, r.started_at, r.finished_at" +
+	if err := s.db.WithContext(ctx).Raw("SELECT r.version, k.key_id, k.stemmed, r.after_id, r.messages, r.lease_owner, r.lease_until, r.started_at, r.finished_at" +
 		" FROM search_rebuilds r JOIN search_keys k ON k.version = r.version ORDER BY r.version DESC LIMIT 1").Scan(&rows).Error; err != nil {
 		return st, false, fmt.Errorf("search: rebuild status: %w", err)
 	}
@@ -56,7 +58,7 @@ func (s *Service) Status(ctx context.Context) (st RebuildStatus, ok bool, err er
 		return st, false, nil
 	}
 	r := rows[0]
-	st = RebuildStatus{Version: r.Version, KeyID: r.KeyID, Messages: r.Messages, AfterID: r.AfterID,
+	st = RebuildStatus{Version: r.Version, KeyID: r.KeyID, Stemmed: r.Stemmed, Messages: r.Messages, AfterID: r.AfterID,
 		StartedAt: r.StartedAt.UTC(), Finished: r.FinishedAt != nil}
 	st.Elsewhere = !st.Finished && r.LeaseOwner != nil && *r.LeaseOwner != s.owner && r.LeaseUntil >= time.Now().UnixMilli()
 	return st, true, nil
@@ -124,7 +126,7 @@ func (s *Service) Rebuild(ctx context.Context, batch, maxBatches int) (RebuildSt
 		var n int
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var err error
-			if n, err = s.reindex(tx, ids, st.Version, root); err != nil {
+			if n, err = s.reindex(tx, ids, st.keyVersion(), root); err != nil {
 				return err
 			}
 			return s.recordProgress(tx, st.Version, ids[len(ids)-1], n, false)
@@ -139,6 +141,10 @@ func (s *Service) Rebuild(ctx context.Context, batch, maxBatches int) (RebuildSt
 		}
 	}
 	return st, nil
+}
+
+func (st RebuildStatus) keyVersion() keyVersion {
+	return keyVersion{Version: st.Version, KeyID: st.KeyID, Stemmed: st.Stemmed}
 }
 
 // recordProgress moves the rebuild's cursor and renews the lease, in the
@@ -179,7 +185,7 @@ func (s *Service) finishRebuild(ctx context.Context, st *RebuildStatus, root []b
 			s.log.Warn("search: rebuild: re-indexing messages written with an older index key after the walk passed them",
 				"messages", len(left))
 			var err error
-			if n, err = s.reindex(tx, left, st.Version, root); err != nil {
+			if n, err = s.reindex(tx, left, st.keyVersion(), root); err != nil {
 				return err
 			}
 			return s.recordProgress(tx, st.Version, st.AfterID, n, false)
@@ -211,7 +217,8 @@ func (s *Service) finishRebuild(ctx context.Context, st *RebuildStatus, root []b
 // than version to it: their rows are deleted and written again from
 // their decrypted text, in tx, so each message has rows of one version
 // at any moment a search can see. It returns how many it moved.
-func (s *Service) reindex(tx *gorm.DB, ids []string, version int, root []byte) (int, error) {
+func (s *Service) reindex(tx *gorm.DB, ids []string, kv keyVersion, root []byte) (int, error) {
+	version := kv.Version
 	var gone []struct {
 		ChatID     string
 		KeyVersion int
@@ -251,7 +258,7 @@ func (s *Service) reindex(tx *gorm.DB, ids []string, version int, root []byte) (
 		}
 		jobs = append(jobs, job{chatID: r.ChatID, messageID: r.ID, text: string(pt)})
 	}
-	if err := s.writeJobs(tx, jobs, version, root, c); err != nil {
+	if err := s.writeJobs(tx, jobs, kv, root, c); err != nil {
 		return 0, err
 	}
 	if err := applyCounts(tx, c); err != nil {
@@ -269,6 +276,9 @@ func (s *Service) RunRebuilds(ctx context.Context, poll time.Duration, batch int
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
+		if err := s.matchStemming(ctx); err != nil && !errors.Is(err, ErrRebuilding) && ctx.Err() == nil {
+			s.log.Error("search: switch stemming", "err", err)
+		}
 		st, err := s.Rebuild(ctx, batch, 0)
 		switch {
 		case ctx.Err() != nil:

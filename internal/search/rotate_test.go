@@ -307,7 +307,7 @@ func TestSearchRebuildOneAtATime(t *testing.T) {
 // next start runs migration 0009 on an index that has data.
 var downgradeTo0008 = map[string][]string{
 	"sqlite": {
-		"DROP TABLE message_token_counts", "DELETE FROM schema_migrations WHERE version = 10",
+		"DROP TABLE message_token_counts", "DELETE FROM schema_migrations WHERE version IN (10, 11)",
 		"DROP TABLE search_rebuilds", "DROP TABLE search_index", "DROP TABLE search_keys",
 		`CREATE TABLE message_tokens_old (
 			chat_id TEXT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
@@ -321,7 +321,7 @@ var downgradeTo0008 = map[string][]string{
 		"DELETE FROM schema_migrations WHERE version = 9",
 	},
 	"postgres": {
-		"DROP TABLE message_token_counts", "DELETE FROM schema_migrations WHERE version = 10",
+		"DROP TABLE message_token_counts", "DELETE FROM schema_migrations WHERE version IN (10, 11)",
 		"DROP TABLE search_rebuilds", "DROP TABLE search_index", "DROP TABLE search_keys",
 		"ALTER TABLE message_tokens DROP CONSTRAINT message_tokens_pkey",
 		"ALTER TABLE message_tokens DROP COLUMN key_version",
