@@ -2,6 +2,7 @@ package search_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -153,6 +154,33 @@ func BenchmarkSearch(b *testing.B) {
 				b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 				b.ReportMetric(float64(results), "results")
 			})
+		}
+	})
+}
+
+// BenchmarkIndexAnswer: indexing one assistant-sized answer (150 distinct
+// words) at a time, each in its own transaction, as a server does when
+// answers finish one by one: the statement's preparation counts here.
+func BenchmarkIndexAnswer(b *testing.B) {
+	engines(b, func(b *testing.B, e storetest.Engine) {
+		c := corpus(b, e, 100)
+		r := rand.New(rand.NewPCG(5, 6))
+		texts := make([]string, 64)
+		for i := range texts {
+			words := make([]string, 150)
+			for j := range words {
+				words[j] = fmt.Sprintf("%s%d", pick(r), r.IntN(1000))
+			}
+			texts[i] = strings.Join(words, " ")
+		}
+		ctx := context.Background()
+		b.ResetTimer()
+		for i := range b.N {
+			k := i % len(c.ids)
+			c.s.App.Search.AnswerDone(c.chat[k], c.ids[k], texts[i%len(texts)])
+			if err := c.s.App.Search.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

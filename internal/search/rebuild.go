@@ -261,7 +261,7 @@ func (s *Service) reindex(tx *gorm.DB, ids []string, kv keyVersion, root []byte)
 	if err := s.writeJobs(tx, jobs, kv, root, c); err != nil {
 		return 0, err
 	}
-	if err := applyCounts(tx, c); err != nil {
+	if err := applyCounts(tx, s.sql, c); err != nil {
 		return 0, err
 	}
 	return len(jobs), nil
