@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/aichat/aichat/internal/secrets"
@@ -138,12 +137,8 @@ func (s *Service) Rotate(ctx context.Context, keyID string) (version int, err er
 		if err := tx.Raw("SELECT current_version FROM search_index WHERE id = 1" + lock).Scan(&cur).Error; err != nil {
 			return err
 		}
-		var running int64
-		if err := tx.Raw("SELECT COUNT(*) FROM search_rebuilds WHERE finished_at IS NULL").Scan(&running).Error; err != nil {
+		if err := noRebuild(tx); err != nil {
 			return err
-		}
-		if running > 0 {
-			return ErrRebuilding
 		}
 		var used []int
 		if err := tx.Raw("SELECT version FROM search_keys WHERE key_id = ?", keyID).Scan(&used).Error; err != nil {
@@ -152,16 +147,8 @@ func (s *Service) Rotate(ctx context.Context, keyID string) (version int, err er
 		if len(used) > 0 {
 			return fmt.Errorf("search: rotate: index key %q was already used (version %d); rotate to a new key", keyID, used[0])
 		}
-		if err := tx.Raw("SELECT COALESCE(MAX(version), 0) + 1 FROM search_keys").Scan(&version).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec("INSERT INTO search_keys (version, key_id, stemmed, created_at) VALUES (?, ?, ?, ?)", version, keyID, s.stem, now).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec("UPDATE search_index SET current_version = ? WHERE id = 1", version).Error; err != nil {
-			return err
-		}
-		return tx.Exec("INSERT INTO search_rebuilds (version, started_at) VALUES (?, ?)", version, now).Error
+		version, err = s.startVersion(tx, keyID, now)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrRebuilding) {
@@ -188,8 +175,35 @@ func (s *Service) RetiredKeyIDs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// sameVersions reports whether two reads of the live versions agree.
-func sameVersions(a, b []keyVersion) bool { return slices.Equal(a, b) }
+// noRebuild returns ErrRebuilding while a rebuild is unfinished: one
+// version change at a time.
+func noRebuild(tx *gorm.DB) error {
+	var running int64
+	if err := tx.Raw("SELECT COUNT(*) FROM search_rebuilds WHERE finished_at IS NULL").Scan(&running).Error; err != nil {
+		return err
+	}
+	if running > 0 {
+		return ErrRebuilding
+	}
+	return nil
+}
+
+// startVersion makes a new index version of keyID, with this process's
+// stemming setting, current in tx and records its rebuild: from the
+// commit on, writers use it and the servers move every older row to it.
+func (s *Service) startVersion(tx *gorm.DB, keyID string, now time.Time) (version int, err error) {
+	if err := tx.Raw("SELECT COALESCE(MAX(version), 0) + 1 FROM search_keys").Scan(&version).Error; err != nil {
+		return 0, err
+	}
+	if err := tx.Exec("INSERT INTO search_keys (version, key_id, stemmed, created_at) VALUES (?, ?, ?, ?)",
+		version, keyID, s.stem, now).Error; err != nil {
+		return 0, err
+	}
+	if err := tx.Exec("UPDATE search_index SET current_version = ? WHERE id = 1", version).Error; err != nil {
+		return 0, err
+	}
+	return version, tx.Exec("INSERT INTO search_rebuilds (version, started_at) VALUES (?, ?)", version, now).Error
+}
 
 // matchStemming starts a new index version when the current one was
 // written with the other stemming setting than this process's: the same
@@ -218,24 +232,11 @@ func (s *Service) matchStemming(ctx context.Context) error {
 		if len(kv) == 0 || kv[0].Stemmed == s.stem {
 			return nil // another instance switched first
 		}
-		var running int64
-		if err := tx.Raw("SELECT COUNT(*) FROM search_rebuilds WHERE finished_at IS NULL").Scan(&running).Error; err != nil {
+		if err := noRebuild(tx); err != nil {
 			return err
 		}
-		if running > 0 {
-			return ErrRebuilding
-		}
-		if err := tx.Raw("SELECT COALESCE(MAX(version), 0) + 1 FROM search_keys").Scan(&version).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec("INSERT INTO search_keys (version, key_id, stemmed, created_at) VALUES (?, ?, ?, ?)",
-			version, kv[0].KeyID, s.stem, now).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec("UPDATE search_index SET current_version = ? WHERE id = 1", version).Error; err != nil {
-			return err
-		}
-		return tx.Exec("INSERT INTO search_rebuilds (version, started_at) VALUES (?, ?)", version, now).Error
+		version, err = s.startVersion(tx, kv[0].KeyID, now)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrRebuilding) {

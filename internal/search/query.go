@@ -114,7 +114,7 @@ func (s *Service) Search(ctx context.Context, r Request) (*Page, error) {
 		if err != nil {
 			return nil, err
 		}
-		if sameVersions(live, now) || attempt == 2 {
+		if slices.Equal(live, now) || attempt == 2 {
 			return page, nil
 		}
 		live = now
