@@ -18,18 +18,21 @@ type corkConn struct {
 	net.Conn
 	pool *sync.Pool
 
-	mu     sync.Mutex // orders the writer's frames and the reader's pongs
+	mu     sync.Mutex // guards corked and buf, never held across a write
 	corked bool
 	buf    *[]byte
 }
 
-// Write sends p, or buffers it while corked. gorilla/websocket sets the
-// write deadline on the connection before each call; uncork's write runs
-// under the last one set, that of the newest frame.
+// Write sends p, or buffers it while corked. gorilla/websocket serializes
+// its own calls (the writer's frames, the reader's pongs) and sets the
+// write deadline before each; uncork's write runs under the last one set,
+// that of the newest frame. A pong that arrives while frames are buffered
+// joins them; one written between uncork's swap and its write may go
+// first, which WebSocket allows for control frames.
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.corked {
+		c.mu.Unlock()
 		return c.Conn.Write(p)
 	}
 	if c.buf == nil {
@@ -41,6 +44,7 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		}
 	}
 	*c.buf = append(*c.buf, p...)
+	c.mu.Unlock()
 	return len(p), nil
 }
 
@@ -54,14 +58,14 @@ func (c *corkConn) cork() {
 // left: the socket is done.
 func (c *corkConn) uncork() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.corked = false
-	if c.buf == nil {
-		return nil
-	}
 	b := c.buf
 	c.buf = nil
-	_, err := c.Conn.Write(*b)
+	c.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(*b) // net.Conn writes are whole: no interleaving with a pong
 	if cap(*b) <= maxPooledCork {
 		*b = (*b)[:0]
 		c.pool.Put(b)
