@@ -207,7 +207,7 @@ func (s *Service) finishRebuild(ctx context.Context, st *RebuildStatus, root []b
 	st.Messages += int64(n)
 	st.Finished = done
 	if done {
-		s.log.Info("search: index rebuilt with the new key; older index keys retired",
+		s.log.Info("search: index rebuilt; older index versions retired",
 			"key_id", st.KeyID, "version", st.Version, "messages", st.Messages)
 	}
 	return done, nil
