@@ -2,11 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aichat/aichat/internal/store"
 )
@@ -60,5 +63,98 @@ func TestSQLiteWritersSerialize(t *testing.T) {
 	dbs[0].Raw("SELECT n FROM c").Scan(&n)
 	if n != 4*50 {
 		t.Fatalf("counter = %d, want %d: increments were lost", n, 4*50)
+	}
+}
+
+// TestSQLiteWriteGate: this process's writers wait for SQLite's one
+// writer in a queue of their own, in the order they came (transactions
+// and writes outside one alike); a waiter whose context ends leaves the
+// queue; reads are never held up; WritersWaiting counts the queue.
+func TestSQLiteWriteGate(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "g.db"), "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, _ := db.DB.DB()
+	waitFor := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); db.WritersWaiting() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writers waiting, want %d", db.WritersWaiting(), n)
+			}
+		}
+	}
+	held, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan int, 4)
+	for i := range 3 {
+		go func() {
+			tx, err := sqlDB.BeginTx(ctx, nil)
+			if err != nil {
+				t.Errorf("begin %d: %v", i, err)
+				order <- -1
+				return
+			}
+			tx.Exec("INSERT INTO c VALUES (?)", i)
+			if err := tx.Commit(); err != nil {
+				t.Errorf("commit %d: %v", i, err)
+			}
+			order <- i
+		}()
+		waitFor(i + 1)
+	}
+	go func() {
+		if _, err := sqlDB.ExecContext(ctx, "INSERT INTO c VALUES (9)"); err != nil {
+			t.Errorf("insert outside a transaction: %v", err)
+		}
+		order <- 9
+	}()
+	waitFor(4)
+
+	cctx, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error, 1)
+	go func() {
+		tx, err := sqlDB.BeginTx(cctx, nil)
+		if err == nil {
+			tx.Rollback()
+		}
+		gaveUp <- err
+	}()
+	waitFor(5)
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a waiter whose context ended: %v", err)
+	}
+	waitFor(4)
+
+	var n int
+	if err := sqlDB.QueryRowContext(ctx, "SELECT count(*) FROM c").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a read while a writer holds the lock: %d %v", n, err)
+	}
+	if _, err := held.Exec("INSERT INTO c VALUES (100)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		<-order
+	}
+	waitFor(0)
+	// The rows went in in the order their writers took the lock.
+	var got []int
+	if err := db.Raw("SELECT n FROM c ORDER BY rowid").Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[100 0 1 2 9]" {
+		t.Fatalf("writers went in the order %v, want the order they came: [100 0 1 2 9]", got)
 	}
 }

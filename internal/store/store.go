@@ -6,6 +6,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +39,34 @@ type DB struct {
 	Dialect Dialect
 	// Where describes the database for logs without credentials.
 	Where string
+
+	gate *writeGate // SQLite: this process's writers queue here (gate.go)
+	// stopCheckpoints ends the SQLite checkpointer (checkpoint.go).
+	stopCheckpoints func()
+}
+
+// WritersWaiting is how many of this process's transactions wait for
+// SQLite's one writer; a long background writer commits early when some
+// do. Always 0 on PostgreSQL, whose writers do not exclude each other.
+func (db *DB) WritersWaiting() int {
+	if db.gate == nil {
+		return 0
+	}
+	return int(db.gate.waiting.Load())
+}
+
+// busyTimeout is how long a SQLite writer waits for the write lock before
+// failing with "database is locked".
+const busyTimeout = 10 * time.Second
+
+// sqliteDriver is the pure-Go SQLite driver glebarez/go-sqlite registers.
+func sqliteDriver() (driver.Driver, error) {
+	db, err := sql.Open(sqlite.DriverName, "")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite driver: %w", err)
+	}
+	defer db.Close()
+	return db.Driver(), nil
 }
 
 // Open connects to databaseURL, or to a SQLite file in dataDir when the URL
@@ -74,19 +104,30 @@ func Open(ctx context.Context, databaseURL, dataDir string, log *slog.Logger) (*
 		if err := createPrivate(path); err != nil {
 			return nil, err
 		}
-		g, err := gorm.Open(sqlite.Open(sqliteDSN(path)), gcfg)
-		if err != nil {
-			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-		}
-		sqlDB, err := g.DB()
+		dsn := sqliteDSN(path)
+		drv, err := sqliteDriver()
 		if err != nil {
 			return nil, err
+		}
+		gate := newWriteGate(busyTimeout)
+		sqlDB := sql.OpenDB(gatedConnector{drv: drv, dsn: dsn, gate: gate})
+		g, err := gorm.Open(&sqlite.Dialector{DSN: dsn, Conn: sqlDB}, gcfg)
+		if err != nil {
+			sqlDB.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
 		// WAL lets readers run beside the one writer; a handful of connections
 		// is plenty, since SQLite serializes writes anyway.
 		sqlDB.SetMaxOpenConns(8)
 		sqlDB.SetMaxIdleConns(8)
-		db = &DB{DB: g, Dialect: SQLite, Where: path}
+		db = &DB{DB: g, Dialect: SQLite, Where: path, gate: gate}
+		cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		db.stopCheckpoints = func() { stop(); <-done }
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		go checkpointer(cctx, sqlDB, log, done)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -105,8 +146,10 @@ func sqliteDSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Checkpoints run beside the writers, not inside a commit (checkpoint.go).
+	q.Add("_pragma", "wal_autocheckpoint(0)")
 	// Not _time_format: glebarez/go-sqlite v1.21 returns early after it and
 	// silently ignores _txlock (TestSQLiteWritersSerialize catches that).
 	q.Set("_txlock", "immediate")
@@ -134,6 +177,9 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	if db.stopCheckpoints != nil {
+		db.stopCheckpoints()
+	}
 	sqlDB, err := db.DB.DB()
 	if err != nil {
 		return err
