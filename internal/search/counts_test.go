@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aichat/aichat/internal/app/apptest"
@@ -131,4 +132,44 @@ func TestSearchTokenCounts(t *testing.T) {
 func pickWord(i int) string {
 	words := []string{"apple", "river", "stone", "книга", "café", "night", "water", "green", "small", "light", "road"}
 	return words[i%len(words)]
+}
+
+// TestSearchIndexYields: when another writer waits for the database, the
+// indexer commits after the message at hand and goes on in a new
+// transaction; nothing is lost or counted twice on the way.
+func TestSearchIndexYields(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := apptest.Start(t, e)
+		alice := s.Register(t, "alice@example.com")
+		chats := []string{newChat(t, s, alice.AccessToken), newChat(t, s, alice.AccessToken)}
+		var ids []string
+		for i := range 40 {
+			ids = append(ids, send(t, s, alice.AccessToken, chats[i%2], fmt.Sprintf("first %s", pickWord(i))))
+		}
+		flush(t, s)
+		var asked atomic.Int64
+		defer s.App.Search.SetWritersWaiting(func() int { asked.Add(1); return 1 })()
+		// Queued at once, so they are taken in batches: each batch is
+		// then written one message per transaction.
+		for i, id := range ids {
+			s.App.Search.AnswerDone(chats[i%2], id, fmt.Sprintf("yielded %d %s %s", i%5, pickWord(i+3), pickWord(i*7)))
+		}
+		flush(t, s)
+		if asked.Load() == 0 {
+			t.Fatal("the indexer never asked whether a writer waits: no batch of several messages")
+		}
+		checkCounts(t, s, "after writes that yielded")
+		// Each message has exactly the values of its new text.
+		for i, id := range ids {
+			var got []int
+			if err := s.App.DB.Raw("SELECT token FROM message_tokens WHERE message_id = ? ORDER BY token", id).Scan(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			want := s.App.Search.Values(chats[i%2], fmt.Sprintf("yielded %d %s %s", i%5, pickWord(i+3), pickWord(i*7)))
+			slices.Sort(want)
+			if want = slices.Compact(want); !slices.Equal(got, want) {
+				t.Fatalf("message %d has index values %v, want %v", i, got, want)
+			}
+		}
+	})
 }

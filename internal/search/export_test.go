@@ -1,5 +1,7 @@
 package search
 
+import "context"
+
 // SetMaxChatsPerStatement lets tests reach the several-statements path
 // without a hundred chats; it returns the function that restores it.
 func SetMaxChatsPerStatement(n int) func() {
@@ -32,4 +34,14 @@ func SetCountOrder(on bool) func() {
 	old := countOrder
 	countOrder = on
 	return func() { countOrder = old }
+}
+
+// SetWritersWaiting makes the indexer see fn() writers waiting for the
+// database (on SQLite it then commits after every message); it returns
+// the function that restores it.
+func (s *Service) SetWritersWaiting(fn func() int) func() {
+	s.Flush(context.Background())
+	old := s.waiting
+	s.waiting = fn
+	return func() { s.Flush(context.Background()); s.waiting = old }
 }

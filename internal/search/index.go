@@ -64,6 +64,9 @@ type Service struct {
 	owner string     // this process's name on a rebuild lease
 	sql   statements // the index's writes in db's dialect
 	stem  bool       // Options.Stem
+	// waiting is how many other writers of this process wait for the
+	// database's one writer (store.DB.WritersWaiting; tests replace it).
+	waiting func() int
 
 	queue chan job
 	stop  chan struct{}
@@ -93,6 +96,7 @@ func New(db *store.DB, sealer *seal.Sealer, index secrets.Keyring, opt Options) 
 	}
 	s := &Service{db: db, sealer: sealer, keys: index, reload: opt.Reload, log: opt.Log, owner: secrets.NewID() + secrets.NewID(), stem: opt.Stem,
 		queue: make(chan job, opt.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
+	s.waiting = db.WritersWaiting
 	s.sql = sqliteStatements
 	if db.Dialect == store.Postgres {
 		s.sql = postgresStatements
@@ -272,41 +276,53 @@ func (s *Service) add(batch []job, j job) []job {
 	return batch[:0]
 }
 
-// write stores the tokens of jobs in one transaction; if that fails (a
-// message deleted meanwhile), each job is tried alone so one bad message
-// does not lose the others.
+// write stores the tokens of jobs, as many as it can in one transaction:
+// when another writer of this process waits for SQLite's one writer (a
+// person's message), it commits after the message at hand and goes on in
+// a new transaction behind it, so a batch of long answers never holds up
+// a send. If a transaction fails (a message deleted meanwhile), each of
+// its jobs is tried alone so one bad message does not lose the others.
 func (s *Service) write(ctx context.Context, jobs []job) {
-	if len(jobs) == 0 {
-		return
-	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		cur, err := s.currentVersion(tx, true)
-		if err != nil {
-			return err
+	for len(jobs) > 0 {
+		n := len(jobs)
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			cur, err := s.currentVersion(tx, true)
+			if err != nil {
+				return err
+			}
+			root, ok := s.secret(cur.KeyID)
+			if !ok {
+				return fmt.Errorf("%w: %q (version %d)", errNoKey, cur.KeyID, cur.Version)
+			}
+			c := counts{}
+			for i := range jobs {
+				if err := s.writeJobs(tx, jobs[i:i+1], cur, root, c); err != nil {
+					return err
+				}
+				if i+1 < len(jobs) && s.waiting() > 0 {
+					n = i + 1
+					break
+				}
+			}
+			return applyCounts(tx, s.sql, c)
+		})
+		done := jobs[:n]
+		jobs = jobs[n:]
+		switch {
+		case errors.Is(err, errNoKey):
+			// Not written: the next start with the key indexes them (Backfill).
+			s.log.Error("search: cannot index messages without the current index key", "messages", len(done)+len(jobs), "err", err)
+			return
+		case err == nil:
+		case len(done) == 1:
+			if !isGone(err) {
+				s.log.Error("search: index message", "message_id", done[0].messageID, "err", err)
+			}
+		default:
+			for _, j := range done {
+				s.write(ctx, []job{j})
+			}
 		}
-		root, ok := s.secret(cur.KeyID)
-		if !ok {
-			return fmt.Errorf("%w: %q (version %d)", errNoKey, cur.KeyID, cur.Version)
-		}
-		c := counts{}
-		if err := s.writeJobs(tx, jobs, cur, root, c); err != nil {
-			return err
-		}
-		return applyCounts(tx, s.sql, c)
-	})
-	if errors.Is(err, errNoKey) {
-		// Not written: the next start with the key indexes them (Backfill).
-		s.log.Error("search: cannot index messages without the current index key", "messages", len(jobs), "err", err)
-		return
-	}
-	if err == nil || len(jobs) == 1 {
-		if err != nil && !isGone(err) {
-			s.log.Error("search: index message", "message_id", jobs[0].messageID, "err", err)
-		}
-		return
-	}
-	for _, j := range jobs {
-		s.write(ctx, []job{j})
 	}
 }
 
@@ -381,9 +397,9 @@ type statements struct {
 }
 
 var sqliteStatements = statements{
-	insertTokens: `INSERT INTO message_tokens (chat_id, key_version, message_id, token)
-		SELECT ?, ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`,
-	addCounts: `INSERT INTO message_token_counts (chat_id, key_version, token, n)
+	insertTokens: `INSERT OR IGNORE INTO message_tokens (chat_id, key_version, message_id, token)
+		SELECT ?, ?, ?, value FROM json_each(?) WHERE true`,
+	addCounts: `INSERT OR IGNORE INTO message_token_counts (chat_id, key_version, token, n)
 		SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
 		FROM json_each(?) WHERE true
 		ON CONFLICT (chat_id, key_version, token) DO UPDATE SET n = message_token_counts.n + excluded.n`,
