@@ -14,6 +14,7 @@ type Metrics struct {
 	Active         prometheus.Gauge
 	Deltas         prometheus.Counter
 	TimeToFirst    prometheus.Histogram
+	RequestDelay   prometheus.Histogram
 	Duration       prometheus.Histogram
 	TokensIn       prometheus.Counter
 	TokensOut      prometheus.Counter
@@ -35,6 +36,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "ai_delta events published."}),
 		TimeToFirst: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aichat_ai_time_to_first_token_seconds",
 			Help: "From the upstream request to its first token.", Buckets: secs}),
+		RequestDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aichat_ai_request_delay_seconds",
+			Help: "From a person's message reaching the server to the model's request written to the provider: " +
+				"storing the message, reading the history, building the prompt.",
+			Buckets: []float64{0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1}}),
 		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aichat_ai_generation_seconds",
 			Help: "Whole answers, start to end.", Buckets: secs}),
 		TokensIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "aichat_ai_prompt_tokens_total",
@@ -45,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Provider errors, by kind."}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Started, m.Finished, m.Active, m.Deltas, m.TimeToFirst, m.Duration,
+		reg.MustRegister(m.Started, m.Finished, m.Active, m.Deltas, m.TimeToFirst, m.RequestDelay, m.Duration,
 			m.TokensIn, m.TokensOut, m.UpstreamErrors)
 	}
 	return m
@@ -56,6 +61,9 @@ func (s *Service) observe(t *turn, res *llm.Result, err error, took time.Duratio
 	s.opt.Metrics.Duration.Observe(took.Seconds())
 	if res != nil && res.TimeToFirst > 0 {
 		s.opt.Metrics.TimeToFirst.Observe(res.TimeToFirst.Seconds())
+	}
+	if got := t.question.ReceivedAt(); res != nil && !got.IsZero() && !res.Sent.IsZero() {
+		s.opt.Metrics.RequestDelay.Observe(res.Sent.Sub(got).Seconds())
 	}
 	if err != nil && err != errStopped {
 		if k := llm.KindOf(err); k != "" {

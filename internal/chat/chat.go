@@ -75,7 +75,14 @@ type Message struct {
 	// sentIn is the chat as this message found it, read in the transaction
 	// that stored it (Send only); listeners read it with ChatAtSend.
 	sentIn *ChatState
+	// received is when Send was called with it (Send only).
+	received time.Time
 }
+
+// ReceivedAt is when Send was asked to store m: the start of the time the
+// server takes from a person's message to what follows it (the model's
+// request). Zero for a message not stored by Send just now.
+func (m *Message) ReceivedAt() time.Time { return m.received }
 
 // ChatState is what a chat was when a message was stored in it: its kind
 // and AI settings, read in the same transaction as the message's seq, so

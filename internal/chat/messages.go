@@ -36,6 +36,7 @@ type Sent struct {
 // stored message; the same clientID with other content is
 // message.idempotencyConflict.
 func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID string) (*Sent, error) {
+	received := time.Now()
 	if err := s.checkContent(content); err != nil {
 		return nil, err
 	}
@@ -133,7 +134,7 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 	if err != nil {
 		return nil, err
 	}
-	m.sentIn = state
+	m.sentIn, m.received = state, received
 	s.created(m, members, unread)
 	return &Sent{Message: m, Members: members}, nil
 }

@@ -1571,4 +1571,14 @@ func TestAIE2EMetrics(t *testing.T) {
 	if got := aieMetric(t, s, "aichat_ai_deltas_sent_total"); got < 2 {
 		t.Errorf("aichat_ai_deltas_sent_total = %v, want at least 2", got)
 	}
+	// What the server adds: each question's way to the model (the failed
+	// one's request was written too), and each ai_delta frame's time from
+	// the hub to the socket.
+	if n, sum := aieMetric(t, s, "aichat_ai_request_delay_seconds_count"), aieMetric(t, s, "aichat_ai_request_delay_seconds_sum"); n != 3 || sum <= 0 || sum > 30 {
+		t.Errorf("aichat_ai_request_delay_seconds: count %v, sum %v s; want 3 questions timed", n, sum)
+	}
+	sent := aieMetric(t, s, `aichat_ws_events_sent_total{type="ai_delta"}`)
+	if n := aieMetric(t, s, `aichat_ws_frame_delay_seconds_count{type="ai_delta"}`); n < 2 || n != sent {
+		t.Errorf("aichat_ws_frame_delay_seconds{type=ai_delta}: %v timed, %v sent", n, sent)
+	}
 }

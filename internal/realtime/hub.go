@@ -534,7 +534,7 @@ func (h *Hub) apply(e *envelope) {
 	switch e.Kind {
 	case kindFrame:
 		changed := h.chats.ApplyUnread(e.Unread...)
-		h.local(e.To, item{typ: e.Type, frame: e.Frame, chatID: e.ChatID, seq: e.Seq})
+		h.local(e.To, item{typ: e.Type, frame: e.Frame, chatID: e.ChatID, seq: e.Seq, born: time.Now()})
 		h.pushUnread(changed)
 	case kindUnread:
 		h.pushUnread(h.chats.ApplyUnread(e.Unread...))

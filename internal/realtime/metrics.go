@@ -8,6 +8,7 @@ type Metrics struct {
 	Connects       prometheus.Counter
 	Disconnects    *prometheus.CounterVec // by reason
 	EventsSent     *prometheus.CounterVec // by event type
+	FrameDelay     *prometheus.HistogramVec
 	Commands       *prometheus.CounterVec // by command
 	QueueDrops     prometheus.Counter
 	Replayed       prometheus.Counter
@@ -27,6 +28,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "WebSocket connections ended, by reason."}, []string{"reason"}),
 		EventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aichat_ws_events_sent_total",
 			Help: "Frames written to sockets, by event type."}, []string{"type"}),
+		FrameDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aichat_ws_frame_delay_seconds",
+			Help: "Time an event spends in this instance, from the hub getting it (published here, or " +
+				"arriving from the broker) to its frame written to the socket, by event type.",
+			Buckets: []float64{0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1}},
+			[]string{"type"}),
 		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aichat_ws_commands_total",
 			Help: "Commands received from sockets, by command."}, []string{"command"}),
 		QueueDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "aichat_ws_queue_drops_total",
@@ -40,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events the broker failed to publish."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Connections, m.Connects, m.Disconnects, m.EventsSent, m.Commands,
+		reg.MustRegister(m.Connections, m.Connects, m.Disconnects, m.EventsSent, m.FrameDelay, m.Commands,
 			m.QueueDrops, m.Replayed, m.PublishSeconds, m.PublishErrors)
 	}
 	return m

@@ -61,6 +61,7 @@ type item struct {
 	frame  []byte
 	chatID string
 	seq    int64
+	born   time.Time // when the hub got the event (zero: not timed)
 }
 
 // push queues a frame for the writer. It never blocks: a session whose
@@ -136,6 +137,7 @@ func (s *Session) writeLoop() {
 		if corked {
 			s.cork.cork()
 		}
+		written := 0
 		for i, it := range batch {
 			if s.closed.Load() && it.op != opClose {
 				break // closing: skip the backlog, the close item is queued
@@ -152,11 +154,36 @@ func (s *Session) writeLoop() {
 				s.writeFailed()
 				return
 			}
-			batch[i] = item{} // let the frame go
+			if corked {
+				batch[i].frame = nil // let the frame go; its type and birth are timed below
+				written++
+			} else {
+				s.sent(it, time.Now())
+				batch[i] = item{}
+			}
 		}
-		if corked && !s.uncork() {
-			return
+		if corked {
+			if !s.uncork() {
+				return
+			}
+			now := time.Now()
+			for i := range batch[:written] {
+				s.sent(batch[i], now)
+				batch[i] = item{}
+			}
 		}
+	}
+}
+
+// sent counts a frame that left for the socket (the kernel has it) and
+// how long it was in this server since the hub got its event.
+func (s *Session) sent(it item, now time.Time) {
+	if it.op != opFrame {
+		return
+	}
+	s.hub.metrics.EventsSent.WithLabelValues(it.typ).Inc()
+	if !it.born.IsZero() {
+		s.hub.metrics.FrameDelay.WithLabelValues(it.typ).Observe(now.Sub(it.born).Seconds())
 	}
 }
 
@@ -201,7 +228,6 @@ func (s *Session) write(it item) bool {
 		s.close(0, "", "write_error")
 		return false
 	}
-	s.hub.metrics.EventsSent.WithLabelValues(it.typ).Inc()
 	return true
 }
 

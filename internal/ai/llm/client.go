@@ -27,7 +27,9 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -87,6 +89,7 @@ type Result struct {
 	Model        string        // as reported by the upstream
 	RequestID    string        // x-request-id response header, for logs
 	TimeToFirst  time.Duration // from the call to the first content delta; 0 if none
+	Sent         time.Time     // when the request was first written to the upstream; zero if never
 }
 
 // Client streams from one Provider. It is safe for concurrent use.
@@ -173,7 +176,21 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 	if onDelta == nil {
 		onDelta = func(string) {}
 	}
+	// The transport writes the request on a goroutine of its own.
+	var mu sync.Mutex
+	var sent time.Time
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
+		now := time.Now()
+		mu.Lock()
+		if sent.IsZero() {
+			sent = now
+		}
+		mu.Unlock()
+	}})
 	err = c.retry(ctx, func() error { return c.attempt(ctx, params, res, start, onDelta) })
+	mu.Lock()
+	res.Sent = sent
+	mu.Unlock()
 	return res, err
 }
 

@@ -837,3 +837,38 @@ func TestOpenAfterDone(t *testing.T) {
 		t.Errorf("the answer took %v: it waited for the end of a response held open after [DONE]", d)
 	}
 }
+
+// TestResultSent: the result says when the request was written to the
+// upstream (the end of the server's part before the model answers): after
+// the call, before the first token; never when nothing was written.
+func TestResultSent(t *testing.T) {
+	t.Parallel()
+	s := llmtest.NewServer(t)
+	s.Enqueue(llmtest.ServerError(503))
+	s.Enqueue(llmtest.Script{Text: "a b c", TokenDelay: 30 * time.Millisecond})
+	c := newTestClient(t, s)
+	before := time.Now()
+	var first time.Time
+	res, err := c.Stream(context.Background(), hi(), func(string) {
+		if first.IsZero() {
+			first = time.Now()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hits := chatHits(s); hits != 2 {
+		t.Fatalf("%d requests, want a retry after the 503", hits)
+	}
+	if res.Sent.Before(before) || !res.Sent.Before(first) {
+		t.Fatalf("sent at %v: call at %v, first token at %v", res.Sent.Sub(before), 0, first.Sub(before))
+	}
+	if first.Sub(res.Sent) < 30*time.Millisecond {
+		t.Fatalf("sent %v before the first token, which came 30 ms after the response began", first.Sub(res.Sent))
+	}
+
+	down := New(Provider{Name: "down", BaseURL: "http://127.0.0.1:1/v1", APIKey: testKey}, Options{MaxRetries: -1})
+	if res, err := down.Stream(context.Background(), hi(), nil); err == nil || !res.Sent.IsZero() {
+		t.Fatalf("nothing listening: sent %v, err %v", res.Sent, err)
+	}
+}
