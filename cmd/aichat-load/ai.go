@@ -95,6 +95,12 @@ type AIResult struct {
 	CPUPerTokenUS  float64            `json:"server_cpu_us_per_token"`
 	CPUPerStreamUS float64            `json:"server_cpu_us_per_stream"`
 
+	// The server's own view, from its histograms over the window: an
+	// ai_delta event from the hub to its frame written to the socket, and a
+	// question from Send to the model's request written.
+	ServerRelay   *BucketSummary `json:"server_relay,omitempty"`
+	ServerRequest *BucketSummary `json:"server_request_delay,omitempty"`
+
 	Servers []ServerReport `json:"servers"`
 	Client  ClientReport   `json:"client"`
 	Machine MachineCPU     `json:"machine_cpu"`
@@ -136,6 +142,7 @@ type aiRun struct {
 	streams []*aiStream
 	probe   *aiStream
 	plan    streamPlan
+	offsets []int64 // words mode: where each token starts in an answer
 	pace    pacer
 	winLo   int64
 	winHi   int64
@@ -157,7 +164,7 @@ func (r *aiRun) inWindow(idx int64) bool { return idx >= r.winLo && idx < r.winH
 // aiDefaults fills the ai scenario's derived settings: users (chats) and
 // the stream start rate that keeps --streams streams running at once.
 func (o *options) aiDefaults() (users int, rate float64, plan streamPlan) {
-	plan = streamPlan{tokens: o.aiTokens, rate: o.aiTokenRate, ttft: o.aiTTFT}
+	plan = streamPlan{tokens: o.aiTokens, rate: o.aiTokenRate, ttft: o.aiTTFT, words: o.aiAnswer != "stamps"}
 	users = o.aiUsers
 	if users <= 0 {
 		// Each chat has one stream at a time; a quarter more chats than
@@ -183,8 +190,15 @@ func runAI(ctx context.Context, o *options) (*AIResult, error) {
 	r.streams = make([]*aiStream, r.pace.total)
 	for i := range r.streams {
 		r.streams[i] = &aiStream{idx: int64(i), tokens: plan.tokens}
+		if plan.words {
+			r.streams[i].up.writes = make([]int64, plan.tokens)
+		}
 	}
 	r.probe = &aiStream{idx: -1, tokens: 3} // one short answer before the run
+	if plan.words {
+		r.probe.up.writes = make([]int64, 3)
+		r.offsets = wordOffsets(plan.tokens)
+	}
 	for _, h := range []**stripedHist{&r.relay, &r.toUp, &r.added, &r.clientTTFT, &r.upTTFT, &r.firstRelay, &r.ack, &r.start, &r.done, &r.lag} {
 		*h = newStripedHist(16)
 	}
@@ -347,6 +361,12 @@ func runAI(ctx context.Context, o *options) (*AIResult, error) {
 	res.Client = compareClient(e1.c, e2.c)
 	res.Machine = compareCPU(e1.m, e2.m, res.Servers, res.Client)
 	res.ServerAI = aiServerMetrics(e1.s.M, e2.s.M)
+	if h, ok := histWindow(e1.s.M, e2.s.M, "aichat_ws_frame_delay_seconds", `type="ai_delta"`); ok {
+		res.ServerRelay = &h
+	}
+	if h, ok := histWindow(e1.s.M, e2.s.M, "aichat_ai_request_delay_seconds", ""); ok {
+		res.ServerRequest = &h
+	}
 	if tok := res.TokensPerSec * o.duration.Seconds(); tok > 0 {
 		res.CPUPerTokenUS = 1e6 * res.Servers[0].CPUSeconds / tok
 	}
@@ -546,14 +566,24 @@ func (r *aiRun) readLoop(c *aiChat) {
 					r.added.record(c.idx, time.Duration(client-upstream))
 				}
 			}
-			k := eachToken(delta, func(k int, ns int64) {
+			relayed := func(k int, ns int64) {
 				if ns >= r.winFrom && ns < r.winTo {
 					r.relay.record(c.idx, time.Duration(now-ns))
 				}
 				if k == 0 && inWin {
 					r.firstRelay.record(c.idx, time.Duration(now-ns))
 				}
-			})
+			}
+			var k int
+			if r.plan.words {
+				k = eachWord(r.offsets[:min(len(st.up.writes), len(r.offsets)-1)+1], off, len(delta), func(k int) {
+					if ns := atomic.LoadInt64(&st.up.writes[k]); ns > 0 {
+						relayed(k, ns)
+					}
+				})
+			} else {
+				k = eachToken(delta, relayed)
+			}
 			st.recvTokens.Add(int64(k))
 			if nowIn {
 				r.inWinTok.Add(int64(k))

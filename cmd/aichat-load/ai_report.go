@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -33,6 +34,14 @@ func (r *AIResult) print(w io.Writer) {
 		ai = append(ai, fmt.Sprintf("%s %.0f", k, r.ServerAI[k]))
 	}
 	fmt.Fprintf(w, "server (window): %s\n", strings.Join(ai, ", "))
+	if h := r.ServerRequest; h != nil {
+		fmt.Fprintf(w, "server's own histogram, message received → model request written: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within 5 ms %.2f %%\n",
+			h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), 100*h.Within["0.005"])
+	}
+	if h := r.ServerRelay; h != nil {
+		fmt.Fprintf(w, "server's own histogram, ai_delta event → frame written: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within 1 ms %.2f %%\n",
+			h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), 100*h.Within["0.001"])
+	}
 	fmt.Fprintf(w, "server CPU per relayed token %.1f µs, per answer %.0f µs; RSS idle (sockets open) %s\n",
 		r.CPUPerTokenUS, r.CPUPerStreamUS, fmtBytes(r.ServerIdleRSS))
 	fmt.Fprintf(w, "disconnects: %d (%s); frames received: %s\n", r.Disconnects, fmtCounts(r.DisconnectReasons), fmtCounts(r.FramesByType))
@@ -40,3 +49,6 @@ func (r *AIResult) print(w io.Writer) {
 	printClient(w, r.Client)
 	printMachine(w, r.Machine)
 }
+
+// fmtSecs prints seconds as the latency tables do.
+func fmtSecs(s float64) string { return fmtUS(int64(math.Round(s * 1e6))) }

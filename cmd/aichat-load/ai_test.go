@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,5 +294,52 @@ func TestAIOptions(t *testing.T) {
 	}
 	if _, err := parseOptions([]string{"ai", "--token-rate", "0"}, &stderr); err == nil {
 		t.Fatal("zero token rate accepted")
+	}
+}
+
+// In words mode the answer is prose, and the tool still knows when each
+// token was written: every token of a delta (one or several) is found by
+// its offset, with the time its chunk was written.
+func TestUpstreamWords(t *testing.T) {
+	rec := &upstreamStream{writes: make([]int64, 40)}
+	up, err := startUpstream("127.0.0.1:0", "gpt-4o-mini", "ab12", streamPlan{tokens: 2, rate: 1000},
+		func(idx, recv int64) (streamPlan, *upstreamStream) {
+			return streamPlan{tokens: 40, rate: 2000, words: true}, rec
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.close()
+	c := llm.New(llm.Provider{Name: "fake", BaseURL: up.URL}, llm.Options{})
+	offs := wordOffsets(40)
+	var text strings.Builder
+	var seen []int
+	_, err = c.Stream(context.Background(), llm.Request{Model: "gpt-4o-mini", Messages: []llm.Message{{Role: "user", Content: "ai1 ab12 3 hi"}}},
+		func(d string) {
+			off := int64(text.Len())
+			text.WriteString(d)
+			eachWord(offs, off, len(d), func(k int) {
+				if atomic.LoadInt64(&rec.writes[k]) == 0 {
+					t.Errorf("token %d arrived before its write time was kept", k)
+				}
+				seen = append(seen, k)
+			})
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(answerWords[:40], " "); text.String() != " "+want || int64(text.Len()) != offs[40] {
+		t.Fatalf("answer %q", text.String())
+	}
+	if len(seen) != 40 || seen[0] != 0 || seen[39] != 39 {
+		t.Fatalf("tokens found: %v", seen)
+	}
+	// A coalesced delta holds several tokens: each is found once.
+	var ks []int
+	if n := eachWord(offs, offs[3], int(offs[6]-offs[3]), func(k int) { ks = append(ks, k) }); n != 3 || fmt.Sprint(ks) != "[3 4 5]" {
+		t.Fatalf("tokens of a coalesced delta: %d %v", n, ks)
+	}
+	if distinct := len(slices.Compact(slices.Sorted(slices.Values(answerWords)))); distinct < 80 || distinct > 150 {
+		t.Fatalf("%d distinct words in the answers' text", distinct)
 	}
 }

@@ -105,6 +105,7 @@ type options struct {
 	aiDepth       int
 	aiModel       string
 	aiUpstream    string
+	aiAnswer      string
 	aiWaitServer  time.Duration
 
 	login       bool
@@ -245,6 +246,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.aiDepth, "depth", 20, "ai: the chats' depth setting (past messages sent to the model)")
 	fs.StringVar(&o.aiModel, "model", "fake/gpt-4o-mini", "ai: the chats' model setting (provider/model routes to AICHAT_AI_PROVIDERS' provider of that name)")
 	fs.StringVar(&o.aiUpstream, "upstream", "127.0.0.1:18181", "ai: where the fake model listens")
+	fs.StringVar(&o.aiAnswer, "answer", "words", "ai: the answers' text: words (prose, one word per token, each token's write time kept by the tool) or stamps (each token is ' <k>:<write time ns>', a new number to index every time)")
 	fs.DurationVar(&o.aiWaitServer, "wait-server", time.Minute, "ai: wait this long for the server's /healthz (so it may be started after the tool)")
 
 	fs.BoolVar(&o.login, "login", false, "storm: sign in (POST /auth/login, one per user, timed) instead of using the tokens of --users-file")
@@ -329,6 +331,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("redis: give two servers sharing Redis: --url A --url B")
 	case o.sourceIPs < 0 || o.sourceIPs > 250:
 		return nil, fmt.Errorf("--source-ips: 0 to 250")
+	case o.scenario == "ai" && o.aiAnswer != "words" && o.aiAnswer != "stamps":
+		return nil, fmt.Errorf("--answer: words or stamps, not %q", o.aiAnswer)
 	case o.scenario == "ai" && (o.aiStreams < 1 || o.aiTokens < 1 || o.aiTokenRate <= 0 || o.aiTTFT < 0):
 		return nil, fmt.Errorf("ai: --streams, --tokens and --token-rate must be positive, --ttft not negative")
 	case o.arrivalRate < 0 || o.clients < 1 || o.dropShare < 0 || o.dropShare > 1 || o.jitter < 0:
@@ -565,7 +569,7 @@ func (o *options) settings() map[string]any {
 		"duration": o.duration.String(), "warmup": o.warmup.String(), "drain": o.drain.String(),
 		"size": o.size, "via": o.via, "connect_concurrency": o.connectConc, "repeat": o.repeat,
 		"streams": o.aiStreams, "chats": o.aiUsers, "tokens": o.aiTokens, "token_rate": o.aiTokenRate,
-		"ttft": o.aiTTFT.String(), "history": o.aiHistory, "history_size": o.aiHistorySize, "depth": o.aiDepth,
+		"ttft": o.aiTTFT.String(), "answer": o.aiAnswer, "history": o.aiHistory, "history_size": o.aiHistorySize, "depth": o.aiDepth,
 		"model": o.aiModel, "upstream": o.aiUpstream, "member_sizes": o.memberSizes,
 		"login": o.login, "arrival_rate": o.arrivalRate, "clients": o.clients, "drop_share": o.dropShare,
 		"jitter": o.jitter.String(), "slow_mode": o.slowMode, "slow_after": o.slowAfter.String(),

@@ -249,3 +249,74 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// BucketSummary is a server histogram over the window: the difference of
+// its buckets between two scrapes, with quantiles interpolated linearly
+// inside a bucket (as Prometheus' histogram_quantile does), and the share
+// of observations at or under each bucket's bound that the report names.
+type BucketSummary struct {
+	Count  float64            `json:"count"`
+	P50    float64            `json:"p50_seconds"`
+	P90    float64            `json:"p90_seconds"`
+	P99    float64            `json:"p99_seconds"`
+	P999   float64            `json:"p999_seconds"`
+	Within map[string]float64 `json:"share_within"` // bucket bound (seconds, as exposed) → share of observations at or under it
+}
+
+// histWindow summarizes histogram name (series filter: e.g. `type="ai_delta"`,
+// or "" for an unlabeled one) between scrapes a and b; ok is false when
+// the server exposes no such histogram or nothing was observed.
+func histWindow(a, b promText, name, filter string) (BucketSummary, bool) {
+	type bucket struct {
+		le  float64
+		key string
+		n   float64
+	}
+	var bs []bucket
+	prefix := name + "_bucket{"
+	for k, v := range b {
+		if !strings.HasPrefix(k, prefix) || (filter != "" && !strings.Contains(k, filter)) {
+			continue
+		}
+		i := strings.Index(k, `le="`)
+		if i < 0 {
+			continue
+		}
+		le := k[i+4:]
+		le = le[:strings.IndexByte(le, '"')]
+		f, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			continue
+		}
+		bs = append(bs, bucket{le: f, key: le, n: v - a[k]})
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) == 0 || bs[len(bs)-1].n <= 0 {
+		return BucketSummary{}, false
+	}
+	total := bs[len(bs)-1].n
+	q := func(p float64) float64 {
+		rank := p * total
+		lo, below := 0.0, 0.0
+		for _, x := range bs {
+			if x.n >= rank {
+				if x.le > 1e300 { // +Inf: the highest finite bound is all we know
+					return lo
+				}
+				if x.n == below {
+					return x.le
+				}
+				return lo + (x.le-lo)*(rank-below)/(x.n-below)
+			}
+			lo, below = x.le, x.n
+		}
+		return lo
+	}
+	s := BucketSummary{Count: total, P50: q(0.5), P90: q(0.9), P99: q(0.99), P999: q(0.999), Within: map[string]float64{}}
+	for _, x := range bs {
+		if x.le < 1e300 {
+			s.Within[x.key] = x.n / total
+		}
+	}
+	return s, true
+}

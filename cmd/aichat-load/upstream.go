@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,7 @@ type streamPlan struct {
 	tokens int           // content chunks
 	rate   float64       // tokens per second
 	ttft   time.Duration // request received → first token written
+	words  bool          // tokens are prose (answerWord), timed through upstreamStream.writes
 }
 
 // tokenDue is when token k is due, counted from the request's arrival:
@@ -61,6 +64,49 @@ func appendToken(b []byte, k int, ns int64) []byte {
 	b = strconv.AppendInt(b, int64(k), 10)
 	b = append(b, ':')
 	return strconv.AppendInt(b, ns, 10)
+}
+
+// answerWords is the prose a words-mode answer is made of, one word per
+// token, over and over: like a real answer it repeats common words, so
+// the server's search index sees a natural vocabulary (~100 distinct words
+// in 250 tokens) instead of a new number in every token.
+var answerWords = strings.Fields(`Sure, here is a short answer. The server keeps each chat in its own
+database rows and sends every new message to the people in the chat over one socket per tab. When
+you ask the assistant a question, the server reads the last messages of the chat, builds the prompt
+with the chat's context and persona, and calls the model you chose. The answer streams back token
+by token, and each token reaches every open tab as soon as it arrives. If you close the tab, the
+answer goes on and you see it when you come back. You can stop an answer at any time, and you can
+ask for a new one if the first is not what you wanted. Messages are stored encrypted, so a copy of
+the database does not show what was said, and you can still search your own chats by word. If you
+want to know more about how the server works, the documentation explains each part, with examples
+of the frames it sends and the settings you can change. Let me know if you have another question.`)
+
+// appendWord appends token k of a words-mode answer.
+func appendWord(b []byte, k int) []byte {
+	return append(append(b, ' '), answerWords[k%len(answerWords)]...)
+}
+
+// wordOffsets returns where each of n words-mode tokens starts in the
+// answer, and the answer's length last.
+func wordOffsets(n int) []int64 {
+	offs := make([]int64, n+1)
+	for k := range n {
+		offs[k+1] = offs[k] + 1 + int64(len(answerWords[k%len(answerWords)]))
+	}
+	return offs
+}
+
+// eachWord calls fn with every words-mode token that starts in the
+// delta [off, off+n) of an answer whose token offsets are offs, and
+// returns how many there were.
+func eachWord(offs []int64, off int64, n int, fn func(k int)) int {
+	k, _ := slices.BinarySearch(offs[:len(offs)-1], off)
+	c := 0
+	for ; k < len(offs)-1 && offs[k] < off+int64(n); k++ {
+		fn(k)
+		c++
+	}
+	return c
 }
 
 // eachToken calls fn with every stamped token in text (one ai_delta may
@@ -173,6 +219,7 @@ type upstreamStream struct {
 	first  atomic.Int64 // first token written, mono ns
 	last   atomic.Int64 // last token written
 	tokens atomic.Int32 // tokens written
+	writes []int64      // words mode: when each token was written (mono ns, atomic)
 }
 
 // upstream is the fake model server.
@@ -290,7 +337,14 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		now := monoNow()
 		u.paceLag.record(int(n), time.Duration(now-due))
-		tok = appendToken(tok[:0], k, now)
+		if plan.words {
+			tok = appendWord(tok[:0], k)
+			if rec != nil && k < len(rec.writes) {
+				atomic.StoreInt64(&rec.writes[k], now)
+			}
+		} else {
+			tok = appendToken(tok[:0], k, now)
+		}
 		buf = appendContentChunk(buf[:0], id, u.model, created, tok)
 		if rec != nil {
 			if k == 0 {
