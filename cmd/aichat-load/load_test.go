@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -438,5 +439,35 @@ func TestSoakScenario(t *testing.T) {
 	}
 	if !strings.Contains(out, "goroutines") {
 		t.Fatalf("output:\n%s", out)
+	}
+}
+
+// histWindow reads a server histogram over a window: the difference of
+// two scrapes, quantiles interpolated inside the bucket, shares per bound.
+func TestHistWindow(t *testing.T) {
+	scrape := func(counts ...float64) promText {
+		p := promText{}
+		for i, le := range []string{"0.001", "0.01", "+Inf"} {
+			p[`x_seconds_bucket{type="ai_delta",le="`+le+`"}`] = counts[i]
+			p[`x_seconds_bucket{type="hello",le="`+le+`"}`] = 1000
+		}
+		return p
+	}
+	a, b := scrape(10, 10, 10), scrape(10+90, 10+99, 10+100)
+	h, ok := histWindow(a, b, "x_seconds", `type="ai_delta"`)
+	if !ok || h.Count != 100 {
+		t.Fatalf("%+v %v", h, ok)
+	}
+	if math.Abs(h.P50-0.001*50/90) > 1e-9 || math.Abs(h.P99-(0.001+0.009*(99-90)/9)) > 1e-9 || h.P999 != 0.01 {
+		t.Fatalf("quantiles %+v", h)
+	}
+	if h.Within["0.001"] != 0.9 || h.Within["0.01"] != 0.99 {
+		t.Fatalf("shares %v", h.Within)
+	}
+	if _, ok := histWindow(a, a, "x_seconds", `type="ai_delta"`); ok {
+		t.Fatal("nothing observed, yet a summary")
+	}
+	if _, ok := histWindow(a, b, "y_seconds", ""); ok {
+		t.Fatal("a histogram the server does not have")
 	}
 }
