@@ -201,43 +201,72 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 		return
 	}
 	defer s.unclaim(t)
-	// The model is called as soon as its request is built (the history and
-	// the participants are read meanwhile), while the answer row is being
-	// written: the model takes far longer to answer than the insert, and
-	// its deltas wait in the turn until ai_start has gone out. If the row
-	// cannot be written (ai.busy on another instance), the request is
-	// canceled before anything reached the chat.
-	gen := s.generate(gctx, t, c)
-	msg := regen
-	if msg == nil {
-		sent, err := s.opt.Chats.StartAnswer(ctx, userID, c.ID, members, model, client.Provider().Name)
-		if err != nil {
-			gcancel(errNotStarted)
-			<-gen.done
-			fail(err)
-			return
-		}
-		msg = sent.Message
+	// The model is called from this goroutine as soon as its request is
+	// built (the history and the participants are read meanwhile), while
+	// another goroutine writes the answer's row: the model takes far
+	// longer to answer than the insert, and its deltas wait in the turn
+	// until ai_start has gone out. The question's way to the model has no
+	// hand-off to another goroutine (each costs a wait for a processor
+	// under load). If the row cannot be written (ai.busy on another
+	// instance), the request is canceled before anything reached the chat.
+	start := s.opt.Now()
+	streamDone := make(chan struct{})
+	side := s.announce(gctx, t, c, regen, streamDone)
+	res, err := s.generate(gctx, t, c)
+	close(streamDone)
+	<-side.done
+	if side.err != nil {
+		fail(side.err)
+		return
 	}
-	s.opt.Metrics.Started.Inc()
-	s.opt.Metrics.Active.Inc()
 	defer s.opt.Metrics.Active.Dec()
-	t.mu.Lock()
-	t.msg = msg
-	// Under the turn's lock, so no delta overtakes it.
-	s.opt.Bus.SendChat(c.ID, members, EventStart, startData{ChatID: c.ID, MessageID: msg.ID, Seq: msg.Seq, Model: model, ReplyTo: replyTo})
-	t.mu.Unlock()
-	if s.opt.Coalesce <= 0 {
-		s.flush(t) // what arrived before the row existed
-	}
-	s.relay(gctx, t, gen.done)
-	<-gen.done
 	s.flush(t)
-	err = gen.err
 	if err != nil && context.Cause(gctx) == errStopped {
 		err = errStopped
 	}
-	s.finish(t, gen.res, err, s.opt.Now().Sub(gen.start))
+	s.finish(t, res, err, s.opt.Now().Sub(start))
+}
+
+// sideTask is the answer's row being written, announced and relayed
+// beside the model call.
+type sideTask struct {
+	done chan struct{} // closed once err is set and the relay has ended
+	err  error         // the row could not be written: nothing was announced
+}
+
+// announce writes the answer's row (unless regen is the row), sends
+// ai_start and what arrived meanwhile, and then relays and saves until
+// streamDone is closed, on a goroutine of its own. If the row cannot be
+// written it cancels the generation with errNotStarted.
+func (s *Service) announce(ctx context.Context, t *turn, c *chat.Chat, regen *chat.Message, streamDone <-chan struct{}) *sideTask {
+	side := &sideTask{done: make(chan struct{})}
+	go func() {
+		defer close(side.done)
+		msg := regen
+		if msg == nil {
+			sctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			sent, err := s.opt.Chats.StartAnswer(sctx, t.userID, c.ID, t.members, t.model, t.client.Provider().Name)
+			cancel()
+			if err != nil {
+				side.err = err
+				t.cancel(errNotStarted)
+				return
+			}
+			msg = sent.Message
+		}
+		s.opt.Metrics.Started.Inc()
+		s.opt.Metrics.Active.Inc()
+		t.mu.Lock()
+		t.msg = msg
+		// Under the turn's lock, so no delta overtakes it.
+		s.opt.Bus.SendChat(c.ID, t.members, EventStart, startData{ChatID: c.ID, MessageID: msg.ID, Seq: msg.Seq, Model: t.model, ReplyTo: t.replyTo})
+		t.mu.Unlock()
+		if s.opt.Coalesce <= 0 {
+			s.flush(t) // what arrived before the row existed
+		}
+		s.relay(ctx, t, streamDone)
+	}()
+	return side
 }
 
 // errNotStarted cancels a generation whose answer could not be stored.
@@ -325,33 +354,19 @@ func (s *Service) unclaim(t *turn) {
 	}
 }
 
-// generation is a model call running for a turn.
-type generation struct {
-	done  chan struct{} // closed when res and err are set
-	start time.Time
-	res   *llm.Result
-	err   error
-}
-
-// generate builds the request and streams the answer into t in the
-// background. Deltas go out as they arrive when nothing is coalesced
-// (flush does nothing until the answer's row exists).
-func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) *generation {
-	g := &generation{done: make(chan struct{}), start: s.opt.Now()}
-	go func() {
-		defer close(g.done)
-		req, err := s.request(ctx, t, c)
-		if err != nil {
-			g.err = err
-			return
-		}
-		onDelta := t.add
-		if s.opt.Coalesce <= 0 {
-			onDelta = func(d string) { t.add(d); s.flush(t) }
-		}
-		g.res, g.err = t.client.Stream(ctx, req, onDelta)
-	}()
-	return g
+// generate builds the request and streams the answer into t. Deltas go
+// out as they arrive when nothing is coalesced (flush does nothing until
+// the answer's row exists).
+func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) (*llm.Result, error) {
+	req, err := s.request(ctx, t, c)
+	if err != nil {
+		return nil, err
+	}
+	onDelta := t.add
+	if s.opt.Coalesce <= 0 {
+		onDelta = func(d string) { t.add(d); s.flush(t) }
+	}
+	return t.client.Stream(ctx, req, onDelta)
 }
 
 // request reads the history (and the participants, unless c has them)
