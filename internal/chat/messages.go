@@ -101,12 +101,15 @@ func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID st
 			return nil
 		}
 	}
-	unread, state, got, err := s.insert(ctx, &row, content, userID, members, check)
+	// A person waits for this write (and the assistant's answer to it):
+	// on SQLite it goes before the background writers waiting.
+	wctx := store.Urgent(ctx)
+	unread, state, got, err := s.insert(wctx, &row, content, userID, members, check)
 	if errors.Is(err, errDirectBlocked) {
 		members = checked
 		if err = s.checkDirect(ctx, userID, members); err == nil {
 			// Unblocked in between: store it the ordinary way.
-			unread, state, got, err = s.insert(ctx, &row, content, userID, members, nil)
+			unread, state, got, err = s.insert(wctx, &row, content, userID, members, nil)
 		}
 	}
 	if err == nil {

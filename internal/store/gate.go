@@ -21,16 +21,37 @@ import (
 // SQLite's own lock and busy handler still order this process against
 // other processes using the same file.
 
-// writeGate is a FIFO lock around write transactions (every BEGIN, which
+// writeGate is a queue lock around write transactions (every BEGIN, which
 // is BEGIN IMMEDIATE here) and writes outside one. The lock passes from
 // one writer straight to the next in line, so no newcomer overtakes a
-// waiter.
+// waiter, except that urgent writers (Urgent) line up before the others.
 type writeGate struct {
 	mu      sync.Mutex
 	busy    bool
-	queue   []chan struct{} // waiters, first come first; closed to hand one the lock
-	waiting atomic.Int32    // len(queue), readable without the mutex
-	timeout time.Duration   // SQLite's busy_timeout: how long to wait before failing
+	queue   []waiter      // urgent ones first, then the others, each first come first
+	waiting atomic.Int32  // len(queue), readable without the mutex
+	timeout time.Duration // SQLite's busy_timeout: how long to wait before failing
+}
+
+type waiter struct {
+	ch     chan struct{} // closed to hand the waiter the lock
+	urgent bool
+}
+
+type urgentKey struct{}
+
+// Urgent marks the writes made with ctx as ones a person is waiting for
+// (their message's acknowledgement, the assistant's answer to it): on
+// SQLite they go before the background writers (saves of answers, the
+// search index) queued in this process, though never before one that
+// already holds the lock. Elsewhere it changes nothing.
+func Urgent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, urgentKey{}, true)
+}
+
+func isUrgent(ctx context.Context) bool {
+	u, _ := ctx.Value(urgentKey{}).(bool)
+	return u
 }
 
 func newWriteGate(timeout time.Duration) *writeGate {
@@ -48,15 +69,22 @@ func (g *writeGate) acquire(ctx context.Context) error {
 		g.mu.Unlock()
 		return nil
 	}
-	ch := make(chan struct{})
-	g.queue = append(g.queue, ch)
+	w := waiter{ch: make(chan struct{}), urgent: isUrgent(ctx)}
+	i := len(g.queue)
+	if w.urgent {
+		i = slices.IndexFunc(g.queue, func(o waiter) bool { return !o.urgent })
+		if i < 0 {
+			i = len(g.queue)
+		}
+	}
+	g.queue = slices.Insert(g.queue, i, w)
 	g.waiting.Add(1)
 	g.mu.Unlock()
 	t := time.NewTimer(g.timeout)
 	defer t.Stop()
 	var err error
 	select {
-	case <-ch:
+	case <-w.ch:
 		return nil
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -64,7 +92,7 @@ func (g *writeGate) acquire(ctx context.Context) error {
 		err = errGateTimeout
 	}
 	g.mu.Lock()
-	if i := slices.Index(g.queue, ch); i >= 0 {
+	if i := slices.IndexFunc(g.queue, func(o waiter) bool { return o.ch == w.ch }); i >= 0 {
 		g.queue = slices.Delete(g.queue, i, i+1)
 		g.waiting.Add(-1)
 		g.mu.Unlock()
@@ -87,7 +115,7 @@ func (g *writeGate) release() {
 	next := g.queue[0]
 	g.queue = slices.Delete(g.queue, 0, 1)
 	g.waiting.Add(-1)
-	close(next)
+	close(next.ch)
 }
 
 // gatedConnector opens the driver's connections behind the gate.

@@ -158,3 +158,57 @@ func TestSQLiteWriteGate(t *testing.T) {
 		t.Fatalf("writers went in the order %v, want the order they came: [100 0 1 2 9]", got)
 	}
 }
+
+// TestSQLiteWriteGateUrgent: a write a person waits for (store.Urgent)
+// goes before the background writers already waiting, after the urgent
+// ones before it, never before the writer holding the lock.
+func TestSQLiteWriteGateUrgent(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"), "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, _ := db.DB.DB()
+	held, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i, urgent := range []bool{false, false, true, false, true} {
+		wctx := ctx
+		if urgent {
+			wctx = store.Urgent(ctx)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := sqlDB.ExecContext(wctx, "INSERT INTO c VALUES (?)", i); err != nil {
+				t.Errorf("insert %d: %v", i, err)
+			}
+		}()
+		for deadline := time.Now().Add(5 * time.Second); db.WritersWaiting() != i+1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writers waiting, want %d", db.WritersWaiting(), i+1)
+			}
+		}
+	}
+	if _, err := held.Exec("INSERT INTO c VALUES (100)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	var got []int
+	if err := db.Raw("SELECT n FROM c ORDER BY rowid").Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[100 2 4 0 1 3]" {
+		t.Fatalf("writes went in the order %v, want [100 2 4 0 1 3]: urgent ones first, each kind in arrival order", got)
+	}
+}
