@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -426,12 +427,37 @@ func (s *Service) openSettings(chatID string, ct []byte, keyID string) (Settings
 // the order they joined, without checking who asks: the caller knows the
 // chat is the user's.
 func (s *Service) Participants(ctx context.Context, chatID string) ([]Participant, error) {
+	// One raw statement (no GORM builder or reflective scan): the
+	// assistant reads this on the way from a question to the model.
+	sqlDB, err := s.db.DB.DB()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sqlDB.QueryContext(ctx, s.rebind(participantsSQL), chatID)
+	if err != nil {
+		return nil, fmt.Errorf("list participants: %w", err)
+	}
+	defer rows.Close()
 	parts := []Participant{}
-	if err := s.participantsQuery(s.db.WithContext(ctx), []string{chatID}).Find(&parts).Error; err != nil {
+	for rows.Next() {
+		var p Participant
+		var name sql.NullString
+		if err := rows.Scan(&p.ID, &p.Email, &name, &p.Role); err != nil {
+			return nil, fmt.Errorf("list participants: %w", err)
+		}
+		p.Name = name.String
+		parts = append(parts, p)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list participants: %w", err)
 	}
 	return parts, nil
 }
+
+// participantsSQL is participantsQuery for one chat.
+const participantsSQL = `SELECT users.id, users.email, users.name, chat_members.role FROM chat_members
+	JOIN users ON users.id = chat_members.user_id
+	WHERE chat_members.chat_id = ? ORDER BY chat_members.joined_at, users.email`
 
 func (s *Service) participantsQuery(db *gorm.DB, chatIDs []string) *gorm.DB {
 	return db.Table("chat_members").Select("chat_members.chat_id, users.id, users.email, users.name, chat_members.role").
