@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RequestDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aichat_ai_request_delay_seconds",
 			Help: "From a person's message reaching the server to the model's request written to the provider: " +
 				"storing the message, reading the history, building the prompt.",
-			Buckets: []float64{0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1}}),
+			Buckets: []float64{0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 1}}),
 		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aichat_ai_generation_seconds",
 			Help: "Whole answers, start to end.", Buckets: secs}),
 		TokensIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "aichat_ai_prompt_tokens_total",
