@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -71,17 +72,8 @@ func TestSQLiteWritersSerialize(t *testing.T) {
 // and writes outside one alike); a waiter whose context ends leaves the
 // queue; reads are never held up; WritersWaiting counts the queue.
 func TestSQLiteWriteGate(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "g.db"), "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB.DB()
+	db, sqlDB := gateDB(t)
 	waitFor := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); db.WritersWaiting() != n; time.Sleep(time.Millisecond) {
@@ -163,17 +155,8 @@ func TestSQLiteWriteGate(t *testing.T) {
 // goes before the background writers already waiting, after the urgent
 // ones before it, never before the writer holding the lock.
 func TestSQLiteWriteGateUrgent(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"), "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB.DB()
+	db, sqlDB := gateDB(t)
 	held, err := sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -211,4 +194,23 @@ func TestSQLiteWriteGateUrgent(t *testing.T) {
 	if fmt.Sprint(got) != "[100 2 4 0 1 3]" {
 		t.Fatalf("writes went in the order %v, want [100 2 4 0 1 3]: urgent ones first, each kind in arrival order", got)
 	}
+}
+
+// gateDB opens a SQLite database of its own with one table c (n INTEGER).
+func gateDB(t *testing.T) (*store.DB, *sql.DB) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "gate.db"), "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, sqlDB
 }
