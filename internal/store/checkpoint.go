@@ -13,17 +13,30 @@ import (
 // person's message, as likely as any) then takes 10–20 ms instead of one,
 // and every writer queued behind it waits as long; under a steady load of
 // answers it happened about once a second. Here no commit checkpoints
-// (wal_autocheckpoint(0) in the DSN): a goroutine the DB owns runs a
-// PASSIVE checkpoint every checkpointEvery on a connection of its own,
-// which needs no write lock, so writers go on meanwhile.
+// (wal_autocheckpoint(0) in the DSN); a goroutine the DB owns does, in
+// two steps:
+//
+//  1. Every checkpointEvery, a PASSIVE checkpoint on a connection of its
+//     own, beside the writers: it copies what the log holds and syncs
+//     the database file, the slow part, while writers go on appending.
+//  2. The log only starts over from its beginning once a checkpoint has
+//     copied all of it, which a checkpoint running beside writers never
+//     does under a steady load: the log would grow without end. So when
+//     it holds more than restartPages, the goroutine takes the write gate
+//     (writers of this process wait) and checkpoints again: only the
+//     pages appended since step 1 are left to copy, and the next writer
+//     starts the log over.
 
-// checkpointEvery is how often the log is copied back; at the heaviest
-// load measured (~1,500 pages a second) that keeps it around the 1,000
-// pages SQLite's default allows.
+// checkpointEvery is how often the log is copied back.
 const checkpointEvery = 500 * time.Millisecond
 
+// restartPages is the log size (pages of 4 KiB) past which a checkpoint
+// finishes behind the write gate so the log starts over: 16 MiB (tests
+// lower it).
+var restartPages = 4000
+
 // checkpointer runs until ctx ends, then closes done.
-func checkpointer(ctx context.Context, db *sql.DB, log *slog.Logger, done chan<- struct{}) {
+func checkpointer(ctx context.Context, db *sql.DB, gate *writeGate, log *slog.Logger, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
@@ -34,9 +47,13 @@ func checkpointer(ctx context.Context, db *sql.DB, log *slog.Logger, done chan<-
 			return
 		case <-t.C:
 		}
-		// A query, not an Exec: the write gate lets it run beside a writer.
-		var busy, logPages, copied int
-		err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &copied)
+		logPages, err := checkpoint(ctx, db)
+		if err == nil && logPages > restartPages {
+			if err = gate.acquire(ctx); err == nil {
+				_, err = checkpoint(ctx, db)
+				gate.release()
+			}
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			log.Warn("sqlite checkpoint failed", "err", err)
@@ -46,4 +63,12 @@ func checkpointer(ctx context.Context, db *sql.DB, log *slog.Logger, done chan<-
 			failing = false
 		}
 	}
+}
+
+// checkpoint runs a PASSIVE checkpoint and returns how many pages the log
+// holds. It is a query, not an Exec, so the write gate does not hold it.
+func checkpoint(ctx context.Context, db *sql.DB) (logPages int, err error) {
+	var busy, copied int
+	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &copied)
+	return logPages, err
 }

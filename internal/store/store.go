@@ -127,7 +127,7 @@ func Open(ctx context.Context, databaseURL, dataDir string, log *slog.Logger) (*
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		go checkpointer(cctx, sqlDB, log, done)
+		go checkpointer(cctx, sqlDB, gate, log, done)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -150,6 +150,8 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	// Checkpoints run beside the writers, not inside a commit (checkpoint.go).
 	q.Add("_pragma", "wal_autocheckpoint(0)")
+	// A log that grew during a burst is cut back to 64 MiB when it starts over.
+	q.Add("_pragma", "journal_size_limit(67108864)")
 	// Not _time_format: glebarez/go-sqlite v1.21 returns early after it and
 	// silently ignores _txlock (TestSQLiteWritersSerialize catches that).
 	q.Set("_txlock", "immediate")
