@@ -35,11 +35,18 @@ const checkpointEvery = 500 * time.Millisecond
 // lower it).
 var restartPages = 4000
 
-// checkpointer runs until ctx ends, then closes done.
-func checkpointer(ctx context.Context, db *sql.DB, gate *writeGate, log *slog.Logger, done chan<- struct{}) {
+// checkpointer runs until ctx ends, then closes done. It keeps a
+// connection of its own: holding the write gate, it must not wait for the
+// pool, whose connections may all belong to writers waiting for the gate.
+func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGate, log *slog.Logger, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	failing := false
 	for {
 		select {
@@ -47,11 +54,18 @@ func checkpointer(ctx context.Context, db *sql.DB, gate *writeGate, log *slog.Lo
 			return
 		case <-t.C:
 		}
-		logPages, err := checkpoint(ctx, db)
-		if err == nil && logPages > restartPages {
-			if err = gate.acquire(ctx); err == nil {
-				_, err = checkpoint(ctx, db)
-				gate.release()
+		var err error
+		if conn == nil {
+			conn, err = db.Conn(ctx) // not holding the gate: waiting here is safe
+		}
+		if err == nil {
+			var logPages int
+			logPages, err = checkpoint(ctx, conn)
+			if err == nil && logPages > restartPages {
+				if err = gate.acquire(ctx); err == nil {
+					_, err = checkpoint(ctx, conn)
+					gate.release()
+				}
 			}
 		}
 		switch {
@@ -62,13 +76,17 @@ func checkpointer(ctx context.Context, db *sql.DB, gate *writeGate, log *slog.Lo
 			log.Info("sqlite checkpoint works again")
 			failing = false
 		}
+		if err != nil && conn != nil {
+			conn.Close() // a fresh one next time
+			conn = nil
+		}
 	}
 }
 
 // checkpoint runs a PASSIVE checkpoint and returns how many pages the log
 // holds. It is a query, not an Exec, so the write gate does not hold it.
-func checkpoint(ctx context.Context, db *sql.DB) (logPages int, err error) {
+func checkpoint(ctx context.Context, conn *sql.Conn) (logPages int, err error) {
 	var busy, copied int
-	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &copied)
+	err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &copied)
 	return logPages, err
 }

@@ -117,17 +117,23 @@ func Open(ctx context.Context, databaseURL, dataDir string, log *slog.Logger) (*
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
 		// WAL lets readers run beside the one writer; a handful of connections
-		// is plenty, since SQLite serializes writes anyway.
-		sqlDB.SetMaxOpenConns(8)
-		sqlDB.SetMaxIdleConns(8)
+		// is plenty, since SQLite serializes writes anyway. One more is the
+		// checkpointer's own.
+		sqlDB.SetMaxOpenConns(9)
+		sqlDB.SetMaxIdleConns(9)
 		db = &DB{DB: g, Dialect: SQLite, Where: path, gate: gate}
+		conn, err := sqlDB.Conn(ctx)
+		if err != nil {
+			sqlDB.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
 		cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		db.stopCheckpoints = func() { stop(); <-done }
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		go checkpointer(cctx, sqlDB, gate, log, done)
+		go checkpointer(cctx, sqlDB, conn, gate, log, done)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
