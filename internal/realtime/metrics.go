@@ -1,6 +1,10 @@
 package realtime
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the hub's Prometheus collectors.
 type Metrics struct {
@@ -14,6 +18,24 @@ type Metrics struct {
 	Replayed       prometheus.Counter
 	PublishSeconds prometheus.Histogram
 	PublishErrors  prometheus.Counter
+
+	byType sync.Map // event type → *typeMetrics
+}
+
+// typeMetrics are one event type's collectors, looked up once: the writer
+// counts and times every frame, and WithLabelValues hashes the label and
+// takes the vector's lock each time.
+type typeMetrics struct {
+	sent  prometheus.Counter
+	delay prometheus.Observer
+}
+
+func (m *Metrics) ofType(typ string) *typeMetrics {
+	if t, ok := m.byType.Load(typ); ok {
+		return t.(*typeMetrics)
+	}
+	t, _ := m.byType.LoadOrStore(typ, &typeMetrics{sent: m.EventsSent.WithLabelValues(typ), delay: m.FrameDelay.WithLabelValues(typ)})
+	return t.(*typeMetrics)
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not

@@ -181,9 +181,10 @@ func (s *Session) sent(it item, now time.Time) {
 	if it.op != opFrame {
 		return
 	}
-	s.hub.metrics.EventsSent.WithLabelValues(it.typ).Inc()
+	m := s.hub.metrics.ofType(it.typ)
+	m.sent.Inc()
 	if !it.born.IsZero() {
-		s.hub.metrics.FrameDelay.WithLabelValues(it.typ).Observe(now.Sub(it.born).Seconds())
+		m.delay.Observe(now.Sub(it.born).Seconds())
 	}
 }
 
@@ -238,7 +239,7 @@ func (s *Session) finish(it item, deadline time.Time) {
 	if it.frame != nil {
 		s.conn.SetWriteDeadline(deadline)
 		if s.conn.WriteMessage(websocket.TextMessage, it.frame) == nil {
-			s.hub.metrics.EventsSent.WithLabelValues(EventError).Inc()
+			s.hub.metrics.ofType(EventError).sent.Inc()
 		}
 		s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(s.code, truncate(s.reason, 120)), deadline)
 		select {
