@@ -137,7 +137,15 @@ func (s *Session) writeLoop() {
 		if corked {
 			s.cork.cork()
 		}
-		written := 0
+		written := 0 // corked frames written, counted once they leave
+		counted := func() {
+			now := time.Now()
+			for i := range batch[:written] {
+				s.sent(batch[i], now)
+				batch[i] = item{}
+			}
+			written = 0
+		}
 		for i, it := range batch {
 			if s.closed.Load() && it.op != opClose {
 				break // closing: skip the backlog, the close item is queued
@@ -149,13 +157,14 @@ func (s *Session) writeLoop() {
 				if !s.uncork() {
 					return
 				}
+				counted()
 			}
 			if !s.write(it) {
 				s.writeFailed()
 				return
 			}
 			if corked {
-				batch[i].frame = nil // let the frame go; its type and birth are timed below
+				batch[i].frame = nil // let the frame go; it is counted when it leaves
 				written++
 			} else {
 				s.sent(it, time.Now())
@@ -166,11 +175,7 @@ func (s *Session) writeLoop() {
 			if !s.uncork() {
 				return
 			}
-			now := time.Now()
-			for i := range batch[:written] {
-				s.sent(batch[i], now)
-				batch[i] = item{}
-			}
+			counted()
 		}
 	}
 }
