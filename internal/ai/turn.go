@@ -205,10 +205,11 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 	// built (the history and the participants are read meanwhile), while
 	// another goroutine writes the answer's row: the model takes far
 	// longer to answer than the insert, and its deltas wait in the turn
-	// until ai_start has gone out. The question's way to the model has no
-	// hand-off to another goroutine (each costs a wait for a processor
-	// under load). If the row cannot be written (ai.busy on another
-	// instance), the request is canceled before anything reached the chat.
+	// until ai_start has gone out. The question's way to the model waits
+	// for no other goroutine but the participants' read beside the
+	// history's (each hand-off costs a wait for a processor under load).
+	// If the row cannot be written (ai.busy on another instance), the
+	// request is canceled before anything reached the chat.
 	start := s.opt.Now()
 	streamDone := make(chan struct{})
 	side := s.announce(gctx, t, c, regen, streamDone)

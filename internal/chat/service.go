@@ -455,15 +455,21 @@ func (s *Service) Participants(ctx context.Context, chatID string) ([]Participan
 }
 
 // participantsSQL is participantsQuery for one chat.
-const participantsSQL = `SELECT users.id, users.email, users.name, chat_members.role FROM chat_members
-	JOIN users ON users.id = chat_members.user_id
-	WHERE chat_members.chat_id = ? ORDER BY chat_members.joined_at, users.email`
+const participantsSQL = "SELECT " + participantColumns + " FROM chat_members " + participantJoin +
+	" WHERE chat_members.chat_id = ? ORDER BY " + participantOrder
 
 func (s *Service) participantsQuery(db *gorm.DB, chatIDs []string) *gorm.DB {
-	return db.Table("chat_members").Select("chat_members.chat_id, users.id, users.email, users.name, chat_members.role").
-		Joins("JOIN users ON users.id = chat_members.user_id").
-		Where("chat_members.chat_id IN ?", chatIDs).Order("chat_members.joined_at, users.email")
+	return db.Table("chat_members").Select("chat_members.chat_id, "+participantColumns).
+		Joins(participantJoin).Where("chat_members.chat_id IN ?", chatIDs).Order(participantOrder)
 }
+
+// The participants' columns, join and order, shared by participantsQuery
+// (many chats, GORM) and participantsSQL (one chat, raw).
+const (
+	participantColumns = "users.id, users.email, users.name, chat_members.role"
+	participantJoin    = "JOIN users ON users.id = chat_members.user_id"
+	participantOrder   = "chat_members.joined_at, users.email"
+)
 
 // Contacts returns the users who share at least one chat with userID, and
 // userID's friends: the people who see userID's presence.
