@@ -172,7 +172,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	cfg.AdminEmail, cfg.AdminPassword = "", ""
 	log := NewLogger(stderr, cfg.LogFormat, "warn")
-	a, err := New(ctx, cfg, log, Options{})
+	a, err := New(ctx, cfg, log, Options{SearchRebuildPoll: -1}) // a command: no background index rebuild
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprintln(stdout, "AICHAT_ENCRYPTION_KEYS is set: re-sealing with its first key; to rotate, put a new key first in it on every server, then run this")
 	}
 	log := NewLogger(stderr, cfg.LogFormat, "warn")
-	a, err := New(ctx, cfg, log, Options{})
+	a, err := New(ctx, cfg, log, Options{SearchRebuildPoll: -1}) // a command: no background index rebuild
 	if err != nil {
 		return err
 	}
