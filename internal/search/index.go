@@ -394,6 +394,7 @@ type counts map[countKey]int
 type statements struct {
 	insertTokens string // chat, version, message, JSON array of values
 	addCounts    string // JSON array of [chat, version, value, delta]
+	readCounts   string // JSON array of [chat, version, value] → chat, version, value, n
 }
 
 var sqliteStatements = statements{
@@ -403,6 +404,12 @@ var sqliteStatements = statements{
 		SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')
 		FROM json_each(?) WHERE true
 		ON CONFLICT (chat_id, key_version, token) DO UPDATE SET n = message_token_counts.n + excluded.n`,
+	// CROSS JOIN keeps the array outside: each element is one look-up on
+	// the primary key.
+	readCounts: `SELECT c.chat_id, c.key_version, c.token, c.n FROM json_each(?) AS j
+		CROSS JOIN message_token_counts AS c
+		WHERE c.chat_id = json_extract(j.value, '$[0]') AND c.key_version = json_extract(j.value, '$[1]')
+			AND c.token = json_extract(j.value, '$[2]')`,
 }
 
 var postgresStatements = statements{
@@ -413,6 +420,9 @@ var postgresStatements = statements{
 		SELECT (e.value->>0)::uuid, (e.value->>1)::smallint, (e.value->>2)::smallint, (e.value->>3)::int
 		FROM json_array_elements(?::json) WITH ORDINALITY AS e(value, i) ORDER BY e.i
 		ON CONFLICT (chat_id, key_version, token) DO UPDATE SET n = message_token_counts.n + excluded.n`,
+	readCounts: `SELECT c.chat_id::text, c.key_version, c.token, c.n FROM json_array_elements(?::json) AS e
+		JOIN message_token_counts AS c ON c.chat_id = (e.value->>0)::uuid
+			AND c.key_version = (e.value->>1)::smallint AND c.token = (e.value->>2)::smallint`,
 }
 
 // jsonInts is vals as a JSON array.
@@ -444,7 +454,17 @@ func applyCounts(tx *gorm.DB, q statements, c counts) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	b := make([]byte, 0, 48*len(keys))
+	b := appendCountKeys(make([]byte, 0, 48*len(keys)), keys, c)
+	if err := tx.Exec(q.addCounts, string(b)).Error; err != nil {
+		return fmt.Errorf("search: token counts: %w", err)
+	}
+	return nil
+}
+
+// appendCountKeys appends keys as a JSON array of [chat, version, value]
+// arrays, each with its change in deltas as a fourth element when deltas
+// is not nil.
+func appendCountKeys(b []byte, keys []countKey, deltas counts) []byte {
 	b = append(b, '[')
 	for i, k := range keys {
 		if i > 0 {
@@ -453,12 +473,15 @@ func applyCounts(tx *gorm.DB, q statements, c counts) error {
 		b = strconv.AppendQuote(append(b, '['), k.ChatID)
 		b = strconv.AppendInt(append(b, ','), int64(k.KeyVersion), 10)
 		b = strconv.AppendInt(append(b, ','), int64(k.Token), 10)
-		b = strconv.AppendInt(append(b, ','), int64(c[k]), 10)
+		if deltas != nil {
+			b = strconv.AppendInt(append(b, ','), int64(deltas[k]), 10)
+		}
 		b = append(b, ']')
 	}
-	b = append(b, ']')
-	if err := tx.Exec(q.addCounts, string(b)).Error; err != nil {
-		return fmt.Errorf("search: token counts: %w", err)
-	}
-	return nil
+	return append(b, ']')
+}
+
+// jsonCountKeys is keys as readCounts takes them.
+func jsonCountKeys(keys []countKey) string {
+	return string(appendCountKeys(make([]byte, 0, 44*len(keys)), keys, nil))
 }

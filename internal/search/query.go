@@ -257,44 +257,54 @@ type chatQuery struct {
 	vals    []int // distinct
 }
 
-// countChats bounds the chats one statement reads the counters of.
-const countChats = 500
+// countTriples bounds the counters one statement reads.
+const countTriples = 2000
 
 // rarestFirst orders each chat's values by how many index rows they have
 // (message_token_counts), rarest first: the rarest drives the walk over
 // the index, so a search of words that are each common but rarely
 // together reads the fewest rows per hit. A chat where a value has no row
-// cannot match and is left out.
+// cannot match and is left out. Each statement asks for exactly the
+// (chat, version, value) counters it needs, as one JSON array looked up
+// on the primary key: every chat hashes the words to values of its own,
+// so "these chats × these values" would read most of each chat's
+// counters for a user in many chats.
 func (s *Service) rarestFirst(ctx context.Context, cqs []chatQuery) ([]chatQuery, error) {
 	if !countOrder {
 		return cqs, nil
 	}
 	n := make(map[countKey]int)
-	var chats []string
-	var vals []int
-	for _, cq := range cqs {
-		if len(chats) == 0 || chats[len(chats)-1] != cq.chat {
-			chats = append(chats, cq.chat)
+	var keys []countKey
+	read := func() error {
+		r, err := s.db.WithContext(ctx).Raw(s.sql.readCounts, jsonCountKeys(keys)).Rows()
+		if err != nil {
+			return fmt.Errorf("search: token counts: %w", err)
 		}
+		defer r.Close()
+		for r.Next() {
+			var k countKey
+			var c int
+			if err := r.Scan(&k.ChatID, &k.KeyVersion, &k.Token, &c); err != nil {
+				return fmt.Errorf("search: token counts: %w", err)
+			}
+			n[k] = c
+		}
+		keys = keys[:0]
+		return r.Err()
+	}
+	for _, cq := range cqs {
 		for _, v := range cq.vals {
-			if !slices.Contains(vals, v) {
-				vals = append(vals, v)
+			keys = append(keys, countKey{ChatID: cq.chat, KeyVersion: cq.version, Token: v})
+			if len(keys) == countTriples {
+				if err := read(); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
-	for start := 0; start < len(chats); start += countChats {
-		var rows []struct {
-			ChatID     string
-			KeyVersion int
-			Token      int
-			N          int
-		}
-		if err := s.db.WithContext(ctx).Raw("SELECT chat_id, key_version, token, n FROM message_token_counts WHERE chat_id IN ? AND token IN ?",
-			chats[start:min(start+countChats, len(chats))], vals).Scan(&rows).Error; err != nil {
-			return nil, fmt.Errorf("search: token counts: %w", err)
-		}
-		for _, r := range rows {
-			n[countKey{ChatID: r.ChatID, KeyVersion: r.KeyVersion, Token: r.Token}] = r.N
+	if len(keys) > 0 {
+		if err := read(); err != nil {
+			return nil, err
 		}
 	}
 	out := cqs[:0]
