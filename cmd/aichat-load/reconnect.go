@@ -160,10 +160,18 @@ type rcRun struct {
 	sent, acked, sendErrs, writeErrs, disconnects,
 	dropped, reconnected, reconnectFailed, retries, truncated, filled, rounds atomic.Int64
 	closing atomic.Bool
+
+	// Reconnects after a drop the server decided run in the background;
+	// close cancels them and waits.
+	bgMu     sync.Mutex // orders bg.Add with close
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 }
 
 func newRCRun(o *options) (*rcRun, error) {
 	r := &rcRun{o: o, run: randomHex(4), d: newDialer(o.sourceIPs, o.timeout)}
+	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
 	hc := newHTTPClient(o.timeout)
 	for _, u := range o.urls {
 		t, err := wsURL(u)
@@ -360,7 +368,16 @@ func (r *rcRun) readLoop(c *rcClient, conn *websocket.Conn, hello chan struct{},
 	// and resumes, and so does this one.
 	r.disconnects.Add(1)
 	r.discReasons.add(errorKey(err), 1)
-	go r.reconnect(context.Background(), c, time.Now(), false)
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.closing.Load() {
+		return
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		r.reconnect(r.bgCtx, c, time.Now(), false)
+	}()
 }
 
 // reconnect opens c again after a drop at since, retrying with backoff.
@@ -556,9 +573,13 @@ func (r *rcRun) allSeen() bool {
 	return true
 }
 
-// close ends every socket.
+// close ends every socket, and the reconnects under way first.
 func (r *rcRun) close() {
+	r.bgMu.Lock()
 	r.closing.Store(true)
+	r.bgMu.Unlock()
+	r.bgCancel()
+	r.bg.Wait()
 	var conns []*websocket.Conn
 	for _, c := range r.clients {
 		c.mu.Lock()

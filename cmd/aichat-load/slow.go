@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,8 @@ type SlowClient struct {
 // slowConsumer drives the slow socket during one fanout phase.
 type slowConsumer struct {
 	o      *options
-	r      *rcRun // reconnects with resume, tracks seqs
+	hc     *http.Client // one for the phase: its scrapes reuse their connections
+	r      *rcRun       // reconnects with resume, tracks seqs
 	c      *rcClient
 	res    *SlowClient
 	finish chan struct{} // the phase is over: read what is left
@@ -81,8 +83,7 @@ type slowConsumer struct {
 
 // serverDrops sums the servers' disconnects the server decided (every
 // reason but "client"), by reason.
-func serverDrops(ctx context.Context, o *options) map[string]float64 {
-	hc := newHTTPClient(o.timeout)
+func serverDrops(ctx context.Context, hc *http.Client, o *options) map[string]float64 {
 	out := map[string]float64{}
 	for _, u := range o.urls {
 		if s, err := scrape(ctx, hc, u); err == nil {
@@ -110,7 +111,7 @@ func (s *slowConsumer) start(ctx context.Context, f *fanout) error {
 	if err := conn.WriteMessage(websocket.TextMessage, resumeFrame("resume", map[string]int64{f.chatID: 0})); err != nil {
 		return fmt.Errorf("slow consumer: %w", err)
 	}
-	base := serverDrops(ctx, s.o)
+	base := serverDrops(ctx, s.hc, s.o)
 	slowAt := time.Now().Add(s.o.slowAfter)
 	go s.watch(ctx, base, slowAt)
 	go s.read(ctx, conn, slowAt)
@@ -126,7 +127,7 @@ func (s *slowConsumer) watch(ctx context.Context, base map[string]float64, slowA
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
-		for k, v := range serverDrops(ctx, s.o) {
+		for k, v := range serverDrops(ctx, s.hc, s.o) {
 			if v > base[k] {
 				s.droppedAfter.Store(int64(time.Since(slowAt)))
 				s.reason.Store(&k)
@@ -239,11 +240,8 @@ func isClosed(c chan struct{}) bool {
 
 // stop waits for the slow client to have the whole chat, then counts.
 func (s *slowConsumer) stop(ctx context.Context, f *fanout) {
-	a := &api{base: s.o.urls[0], hc: newHTTPClient(s.o.timeout)}
-	final, err := a.lastSeq(ctx, s.c.acc.Token, f.chatID)
-	if err != nil {
-		s.res.Error = "last seq: " + err.Error()
-	}
+	a := &api{base: s.o.urls[0], hc: s.hc}
+	final, lastErr := a.lastSeq(ctx, s.c.acc.Token, f.chatID)
 	s.c.chat.final.Store(final)
 	// A socket that was never dropped reads again now (its backlog); a
 	// dropped one is reconnecting or reading again.
@@ -269,6 +267,11 @@ func (s *slowConsumer) stop(ctx context.Context, f *fanout) {
 	closeConn()
 	<-s.done
 	closeConn()
+	if lastErr != nil {
+		// Set once the reader is done: it writes Error too when it
+		// cannot reconnect.
+		s.res.Error = "last seq: " + lastErr.Error()
+	}
 	s.res.Final = final
 	s.res.Received, s.res.Missed, s.res.Doubled = s.c.count(final)
 	s.res.Dropped = s.dropped.Load()
@@ -297,7 +300,7 @@ func runSlow(ctx context.Context, o *options, rep *Report, accs []account) error
 		return err
 	}
 	r.measure = 1 << 62
-	s := &slowConsumer{o: o, r: r, res: &res.Slow, finish: make(chan struct{}), done: make(chan struct{})}
+	s := &slowConsumer{o: o, hc: newHTTPClient(o.timeout), r: r, res: &res.Slow, finish: make(chan struct{}), done: make(chan struct{})}
 	w, err := runFanout(ctx, o, rep, accs, "with one slow consumer", place, &fanoutHook{start: s.start, stop: s.stop})
 	if err != nil {
 		return err

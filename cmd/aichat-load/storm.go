@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -155,7 +156,8 @@ func runStorm(ctx context.Context, o *options, rep *Report) error {
 				}
 				upH.record(w, took)
 				t1 := time.Now()
-				hello := make(chan struct{})
+				hello := make(chan struct{}) // closed at the first frame, or when the socket ends before one
+				var greeted atomic.Bool
 				go func() {
 					first := true
 					for {
@@ -171,6 +173,7 @@ func runStorm(ctx context.Context, o *options, rep *Report) error {
 						io.Copy(io.Discard, r)
 						if first {
 							first = false
+							greeted.Store(true)
 							close(hello)
 						}
 					}
@@ -183,6 +186,11 @@ func runStorm(ctx context.Context, o *options, rep *Report) error {
 				mu.Lock()
 				conns = append(conns, c)
 				mu.Unlock()
+				if !greeted.Load() {
+					// Closed or silent: not a hello to time.
+					noteErr("hello", errNoHello)
+					continue
+				}
 				helloH.record(w, time.Since(t1))
 				totalH.record(w, time.Since(j.due))
 			}
@@ -255,3 +263,7 @@ func (r *StormResult) print(w io.Writer) {
 	printClient(w, r.Client)
 	printMachine(w, r.Machine)
 }
+
+// errNoHello: the socket closed, or sent nothing within --timeout, after
+// its upgrade.
+var errNoHello = errors.New("no hello frame")
