@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -279,31 +280,28 @@ func LoadFile(dataDir string) (Set, error) {
 // encryption keyring, making it current, and returns it. Older keys stay so
 // rows sealed with them can still be opened until they are re-sealed.
 func AddEncryptionKey(dataDir string) (Key, error) {
-	set, err := LoadFile(dataDir)
-	if err != nil {
-		return Key{}, err
-	}
-	k := NewKey()
-	for _, taken := set.Encryption.Find(k.ID); taken; _, taken = set.Encryption.Find(k.ID) {
-		k = NewKey() // 32-bit ids: rare, but a clash would shadow a key
-	}
-	set.Encryption = append(Keyring{k}, set.Encryption...)
-	return k, Save(dataDir, set)
+	return addKey(dataDir, func(s *Set) *Keyring { return &s.Encryption })
 }
 
 // AddIndexKey puts a fresh search index key at the front of the key file's
 // index keyring and returns it. Older keys stay: rows hashed with them are
 // searched until the rebuild has moved them to the new key.
 func AddIndexKey(dataDir string) (Key, error) {
+	return addKey(dataDir, func(s *Set) *Keyring { return &s.Index })
+}
+
+// addKey puts a fresh key at the front of one keyring of the key file.
+func addKey(dataDir string, ring func(*Set) *Keyring) (Key, error) {
 	set, err := LoadFile(dataDir)
 	if err != nil {
 		return Key{}, err
 	}
+	r := ring(&set)
 	k := NewKey()
-	for _, taken := set.Index.Find(k.ID); taken; _, taken = set.Index.Find(k.ID) {
-		k = NewKey()
+	for _, taken := r.Find(k.ID); taken; _, taken = r.Find(k.ID) {
+		k = NewKey() // 32-bit ids: rare, but a clash would shadow a key
 	}
-	set.Index = append(Keyring{k}, set.Index...)
+	*r = append(Keyring{k}, *r...)
 	return k, Save(dataDir, set)
 }
 
@@ -318,11 +316,7 @@ func RemoveIndexKeys(dataDir string, ids ...string) ([]string, error) {
 	var kept Keyring
 	var removed []string
 	for i, k := range set.Index {
-		drop := false
-		for _, id := range ids {
-			drop = drop || (id == k.ID && i > 0)
-		}
-		if drop {
+		if i > 0 && slices.Contains(ids, k.ID) {
 			removed = append(removed, k.ID)
 		} else {
 			kept = append(kept, k)
