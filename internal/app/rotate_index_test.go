@@ -3,11 +3,9 @@ package app_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -35,21 +33,7 @@ func TestKeysRotateIndex(t *testing.T) {
 		defer stop()
 		_, sess := post(t, srv+"/api/v1/auth/register", `{"email":"ix@example.com","password":"correct horse battery staple"}`)
 		tok := sess["access_token"].(string)
-		call := func(method, path, body string) (int, map[string]any) {
-			req, _ := http.NewRequest(method, srv+path, strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+tok)
-			if body != "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
-			var m map[string]any
-			json.NewDecoder(res.Body).Decode(&m)
-			return res.StatusCode, m
-		}
+		call := authedCall(t, srv, tok)
 		st, ch := call("POST", "/api/v1/chats", `{"title":"rotation","settings":{"ai_mode":"off"}}`)
 		if st != 201 {
 			t.Fatalf("create chat: %d %v\n%s", st, ch, logs.String())

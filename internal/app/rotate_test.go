@@ -2,9 +2,7 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,21 +20,7 @@ func TestKeysRotate(t *testing.T) {
 	defer stop()
 	_, sess := post(t, url+"/api/v1/auth/register", `{"email":"rot@example.com","password":"correct horse battery staple"}`)
 	tok := sess["access_token"].(string)
-	call := func(method, path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		json.NewDecoder(res.Body).Decode(&m)
-		return res.StatusCode, m
-	}
+	call := authedCall(t, url, tok)
 	st, ch := call("POST", "/api/v1/chats", `{"title":"before rotation","settings":{"context":"secret context"}}`)
 	if st != 201 {
 		t.Fatalf("create chat: %d %v\n%s", st, ch, logs.String())

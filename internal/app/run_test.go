@@ -262,3 +262,24 @@ func TestRunRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// authedCall returns a function that sends a request to the server at
+// base with tok as its bearer token and decodes the JSON answer.
+func authedCall(t *testing.T, base, tok string) func(method, path, body string) (int, map[string]any) {
+	return func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		json.NewDecoder(res.Body).Decode(&m)
+		return res.StatusCode, m
+	}
+}
