@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -16,9 +18,15 @@ import (
 // (wal_autocheckpoint(0) in the DSN); a goroutine the DB owns does, in
 // two steps:
 //
-//  1. Every checkpointEvery, a PASSIVE checkpoint on a connection of its
-//     own, beside the writers: it copies what the log holds and syncs
-//     the database file, the slow part, while writers go on appending.
+//  1. Every checkpointEvery, once the log holds passivePages, a PASSIVE
+//     checkpoint on a connection of its own, beside the writers: it
+//     copies what the log holds and syncs the database file, the slow
+//     part, while writers go on appending. A shorter log is left alone:
+//     once a checkpoint has copied all of the log, the next writer starts
+//     it over, and SQLite syncs the new log header inside that writer's
+//     commit (5–15 ms on this project's machine). Checkpointing a short
+//     log twice a second put that sync into one commit in six at a light
+//     load (send → model request p99 ~10 ms at 10 answers streaming).
 //  2. The log only starts over from its beginning once a checkpoint has
 //     copied all of it, which a checkpoint running beside writers never
 //     does under a steady load: the log would grow without end. So when
@@ -30,6 +38,11 @@ import (
 // checkpointEvery is how often the log is copied back.
 const checkpointEvery = 500 * time.Millisecond
 
+// passivePages is the log size (pages of 4 KiB) from which a checkpoint
+// runs: 16 MiB, so the log starts over (and a commit pays for the sync of
+// its header) once per 16 MiB written, not twice a second.
+var passivePages = 4000
+
 // restartPages is the log size (pages of 4 KiB) past which a checkpoint
 // finishes behind the write gate so the log starts over: 64 MiB (tests
 // lower it). That pass holds the writers for as long as it takes to sync
@@ -40,7 +53,7 @@ var restartPages = 16000
 // checkpointer runs until ctx ends, then closes done. It keeps a
 // connection of its own: holding the write gate, it must not wait for the
 // pool, whose connections may all belong to writers waiting for the gate.
-func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGate, log *slog.Logger, done chan<- struct{}) {
+func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGate, path string, log *slog.Logger, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
@@ -55,6 +68,9 @@ func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGa
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if n, ok := walFrames(path); ok && n < passivePages {
+			continue
 		}
 		var err error
 		if conn == nil {
@@ -92,3 +108,29 @@ func checkpoint(ctx context.Context, conn *sql.Conn) (logPages int, err error) {
 	err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &copied)
 	return logPages, err
 }
+
+// walFrames reads how many frames the log at path (the database file's)
+// holds from the wal-index header at the start of its -shm file (the
+// format is SQLite's own, in native byte order: mxFrame at byte 16; see
+// https://www.sqlite.org/walformat.html). Reading it takes no lock and
+// starts no transaction; a value torn by a concurrent commit only moves a
+// checkpoint by a tick. ok is false when it cannot be read.
+func walFrames(path string) (n int, ok bool) {
+	f, err := os.Open(path + "-shm")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var hdr [20]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return 0, false
+	}
+	if binary.NativeEndian.Uint32(hdr[0:4]) != walIndexVersion {
+		return 0, false
+	}
+	return int(binary.NativeEndian.Uint32(hdr[16:20])), true
+}
+
+// walIndexVersion is the wal-index header's iVersion (3007000 since SQLite
+// 3.7.0); another value means a format walFrames does not know.
+const walIndexVersion = 3007000

@@ -7,3 +7,14 @@ func SetRestartPages(n int) func() {
 	restartPages = n
 	return func() { restartPages = old }
 }
+
+// SetPassivePages sets the log size from which the checkpointer runs; it
+// returns the function that restores it.
+func SetPassivePages(n int) func() {
+	old := passivePages
+	passivePages = n
+	return func() { passivePages = old }
+}
+
+// WALFrames is walFrames.
+func WALFrames(path string) (int, bool) { return walFrames(path) }

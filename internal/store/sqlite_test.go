@@ -223,6 +223,7 @@ func gateDB(t *testing.T) (*store.DB, *sql.DB) {
 // on), so it does not grow without end.
 func TestSQLiteCheckpointer(t *testing.T) {
 	defer store.SetRestartPages(100)()
+	defer store.SetPassivePages(20)()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dir, "cp.db"), "", log)
@@ -237,14 +238,7 @@ func TestSQLiteCheckpointer(t *testing.T) {
 	if err := db.Exec("CREATE TABLE c (b BLOB)").Error; err != nil {
 		t.Fatal(err)
 	}
-	restarts := func() uint32 {
-		t.Helper()
-		b, err := os.ReadFile(filepath.Join(dir, "cp.db-wal"))
-		if err != nil || len(b) < 32 {
-			t.Fatalf("the log: %d bytes, %v", len(b), err)
-		}
-		return binary.BigEndian.Uint32(b[12:16]) // checkpoint sequence number
-	}
+	restarts := walRestarts(t, filepath.Join(dir, "cp.db-wal"))
 	deadline := time.Now().Add(20 * time.Second)
 	for n := 0; ; n++ {
 		if err := db.Exec("INSERT INTO c VALUES (randomblob(3000))").Error; err != nil {
@@ -266,6 +260,7 @@ func TestSQLiteCheckpointer(t *testing.T) {
 // write waits anywhere near the busy timeout.
 func TestSQLiteCheckpointerNeverWaitsForThePool(t *testing.T) {
 	defer store.SetRestartPages(-1)()
+	defer store.SetPassivePages(0)()
 	db, sqlDB := gateDB(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -292,5 +287,68 @@ func TestSQLiteCheckpointerNeverWaitsForThePool(t *testing.T) {
 	var n int
 	if err := db.Raw("SELECT count(*) FROM c").Scan(&n).Error; err != nil || n == 0 {
 		t.Fatalf("%d rows, %v", n, err)
+	}
+}
+
+// walRestarts returns a function reading the log's checkpoint sequence
+// number from its header, which moves on each time the log starts over.
+func walRestarts(t *testing.T, walPath string) func() uint32 {
+	return func() uint32 {
+		t.Helper()
+		b, err := os.ReadFile(walPath)
+		if err != nil || len(b) < 32 {
+			t.Fatalf("the log: %d bytes, %v", len(b), err)
+		}
+		return binary.BigEndian.Uint32(b[12:16])
+	}
+}
+
+// TestSQLiteCheckpointerLeavesShortLog: a log shorter than the passive
+// threshold is not checkpointed, so it does not start over (SQLite syncs a
+// new log's header inside the next writer's commit: 5–15 ms there); once
+// it is long enough, it is copied back and starts over.
+func TestSQLiteCheckpointerLeavesShortLog(t *testing.T) {
+	defer store.SetPassivePages(1 << 30)()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "short.db")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(context.Background(), "sqlite:"+path, "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Exec("CREATE TABLE c (b BLOB)").Error; err != nil {
+		t.Fatal(err)
+	}
+	restarts := walRestarts(t, path+"-wal")
+	before, _ := store.WALFrames(path)
+	first := restarts()
+	// A light load across four of the checkpointer's ticks.
+	for range 20 {
+		if err := db.Exec("INSERT INTO c VALUES (randomblob(3000))").Error; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	frames, ok := store.WALFrames(path)
+	if !ok || frames < before+20 {
+		t.Fatalf("the log holds %d frames (%v), %d before 20 commits of a page each: it was checkpointed and restarted, or not read", frames, ok, before)
+	}
+	if got := restarts(); got != first {
+		t.Fatalf("a short log started over %d times", got-first)
+	}
+	store.SetPassivePages(frames - 5)
+	deadline := time.Now().Add(10 * time.Second)
+	for restarts() == first {
+		if time.Now().After(deadline) {
+			t.Fatal("a log past the threshold never started over")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if err := db.Exec("INSERT INTO c VALUES (1)").Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if frames, _ := store.WALFrames(path); frames > 5 {
+		t.Fatalf("after starting over the log holds %d frames", frames)
 	}
 }

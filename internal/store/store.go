@@ -133,7 +133,7 @@ func Open(ctx context.Context, databaseURL, dataDir string, log *slog.Logger) (*
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		go checkpointer(cctx, sqlDB, conn, gate, log, done)
+		go checkpointer(cctx, sqlDB, conn, gate, path, log, done)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
