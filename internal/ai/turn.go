@@ -74,7 +74,8 @@ type turn struct {
 	userID   string
 	members  []string
 	msg      *chat.Message
-	question *chat.Message // the person's message being answered
+	question *chat.Message   // the person's message being answered
+	history  []*chat.Message // what came before question, if read with it
 	replyTo  int64
 	settings chat.Settings
 	client   *llm.Client
@@ -127,13 +128,8 @@ func (s *Service) answer(m *chat.Message, members []string) {
 		}
 		c.Settings = st
 	}
-	switch c.Settings.AIMode {
-	case chat.ModeOff:
+	if !WantsAnswer(c.Settings, m.Content) {
 		return
-	case chat.ModeMention:
-		if !prompt.Mentioned(m.Content) {
-			return
-		}
 	}
 	if !ok {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
@@ -147,7 +143,23 @@ func (s *Service) answer(m *chat.Message, members []string) {
 		}
 		c = got
 	}
-	s.run(c, m.Author, members, m, nil)
+	var hist []*chat.Message
+	if at.Prefetched {
+		c.Participants, hist = at.Participants, at.History
+	}
+	s.run(c, m.Author, members, m, nil, hist)
+}
+
+// WantsAnswer says whether a person's message with this content gets an
+// answer in a chat with these settings (chat.Options.AnswerDue).
+func WantsAnswer(st chat.Settings, content string) bool {
+	switch st.AIMode {
+	case chat.ModeOff:
+		return false
+	case chat.ModeMention:
+		return prompt.Mentioned(content)
+	}
+	return true
 }
 
 // run starts and runs a generation answering question. With regen set,
@@ -156,8 +168,10 @@ func (s *Service) answer(m *chat.Message, members []string) {
 // checked before an answer exists; a refusal reaches the chat as ai_error
 // naming the question (and a regenerated answer is stored as failed, so it
 // does not stay streaming). c needs its id, kind and settings; with
-// Participants nil they are read while the answer is being stored.
-func (s *Service) run(c *chat.Chat, userID string, members []string, question *chat.Message, regen *chat.Message) {
+// Participants nil they are read while the answer is being stored. With
+// hist non-nil (read when question was stored) the history is not read.
+func (s *Service) run(c *chat.Chat, userID string, members []string, question *chat.Message, regen *chat.Message,
+	hist []*chat.Message) {
 	replyTo := question.Seq
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
@@ -181,7 +195,7 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 		return
 	}
 	t := &turn{chatID: c.ID, userID: userID, members: members, question: question, replyTo: replyTo,
-		settings: c.Settings, client: client, model: model}
+		settings: c.Settings, client: client, model: model, history: hist}
 	if err := s.moderateQuestion(ctx, t); err != nil {
 		fail(err)
 		return
@@ -386,7 +400,10 @@ func (s *Service) request(ctx context.Context, t *turn, c *chat.Chat) (llm.Reque
 	}
 	// The history is what came before the question, whatever was sent
 	// between the question and this answer.
-	hist, err := s.opt.Chats.Recent(ctx, c.ID, t.question.Seq, c.Settings.Depth)
+	hist, err := t.history, error(nil)
+	if hist == nil {
+		hist, err = s.opt.Chats.Recent(ctx, c.ID, t.question.Seq, c.Settings.Depth)
+	}
 	wg.Wait()
 	if err == nil {
 		err = perr
@@ -699,7 +716,7 @@ func (s *Service) Regenerate(ctx context.Context, userID, chatID string, seq int
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.run(c, userID, sent.Members, question, sent.Message)
+		s.run(c, userID, sent.Members, question, sent.Message, nil)
 	}()
 	return sent.Message, nil
 }

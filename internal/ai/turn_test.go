@@ -3,6 +3,7 @@ package ai_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,79 @@ func TestModeDecidedAsOfSend(t *testing.T) {
 		}
 		if answers != n {
 			t.Errorf("%d answers stored, want %d", answers, n)
+		}
+	})
+}
+
+// On SQLite the history and participants an answer needs are read with
+// the question, on the connection that stored it; the model gets the
+// same request either way: the last depth messages before the question,
+// oldest first, and every participant. A message that gets no answer
+// (mention mode without @ai) reads nothing more.
+func TestHistoryReadWithQuestion(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		up := llmtest.NewServer(t)
+		up.SetModels("gpt-test")
+		up.SetDefault(llmtest.Script{Text: "ok"})
+		s := apptest.Start(t, e, apptest.WithAI(up.URL))
+		alice := s.Register(t, "alice@example.com")
+		s.Register(t, "bob@example.com")
+		uid := alice.User.ID
+		ctx := context.Background()
+		mention, depth := chat.ModeMention, 3
+		c, err := s.App.Chats.Create(ctx, uid, chat.NewChat{Title: "history", Participants: []string{"bob@example.com"},
+			Settings: &chat.SettingsPatch{AIMode: &mention, Depth: &depth}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			sent, err := s.App.Chats.Send(ctx, uid, c.ID, fmt.Sprintf("earlier %d", i), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at, ok := sent.Message.ChatAtSend(); !ok || at.Prefetched || at.History != nil {
+				t.Fatalf("message %d, no answer due: state known %v, history read %v", i, ok, at.Prefetched)
+			}
+		}
+		ws, _ := s.Connect(t, alice.AccessToken, "")
+		sent, err := s.App.Chats.Send(ctx, uid, c.ID, "@ai what came before?", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, _ := sent.Message.ChatAtSend()
+		if want := e.Name == "sqlite"; at.Prefetched != want {
+			t.Fatalf("history read with the question: %v, want %v on %s", at.Prefetched, want, e.Name)
+		}
+		if at.Prefetched {
+			var got []string
+			for _, m := range at.History {
+				got = append(got, m.Content)
+			}
+			if fmt.Sprint(got) != "[earlier 2 earlier 3 earlier 4]" {
+				t.Fatalf("history read with the question: %q", got)
+			}
+			if len(at.Participants) != 2 || at.Participants[0].Email != "alice@example.com" || at.Participants[1].Email != "bob@example.com" {
+				t.Fatalf("participants read with the question: %+v", at.Participants)
+			}
+		}
+		ws.Expect(t, "ai_done")
+		var contents []string
+		for _, m := range up.Last().Body["messages"].([]any) {
+			mm := m.(map[string]any)
+			if mm["role"] == "system" {
+				if c := mm["content"].(string); !strings.Contains(c, "alice@example.com") || !strings.Contains(c, "bob@example.com") {
+					continue
+				}
+				contents = append(contents, "participants")
+				continue
+			}
+			contents = append(contents, mm["content"].(string))
+		}
+		// A group chat names each message's author.
+		want := "[participants [alice@example.com]: earlier 2 [alice@example.com]: earlier 3 " +
+			"[alice@example.com]: earlier 4 [alice@example.com]: @ai what came before?]"
+		if fmt.Sprint(contents) != want {
+			t.Fatalf("the model got %q, want %s", contents, want)
 		}
 	})
 }

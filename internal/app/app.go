@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 			Persona: "assistant", Stop: []string{}},
 		MaxMessageBytes: int(cfg.MaxMessageBytes),
 		Now:             now,
+		AnswerDue:       ai.WantsAnswer,
 	})
 
 	var broker realtime.Broker = realtime.NewLocal()

@@ -208,7 +208,14 @@ func (s *Service) Recent(ctx context.Context, chatID string, beforeSeq int64, n 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := sqlDB.QueryContext(ctx, s.rebind(recentSQL), chatID, beforeSeq, n)
+	return s.recentOn(ctx, sqlDB, chatID, beforeSeq, n)
+}
+
+func (s *Service) recentOn(ctx context.Context, q queryer, chatID string, beforeSeq int64, n int) ([]*Message, error) {
+	if n <= 0 {
+		return []*Message{}, nil
+	}
+	rows, err := q.QueryContext(ctx, s.rebind(recentSQL), chatID, beforeSeq, n)
 	if err != nil {
 		return nil, fmt.Errorf("recent messages: %w", err)
 	}

@@ -90,6 +90,12 @@ func (m *Message) ReceivedAt() time.Time { return m.received }
 type ChatState struct {
 	Kind     string
 	Settings Settings
+	// With Prefetched set (Options.AnswerDue said an answer is due), the
+	// last Settings.Depth messages before this one, oldest first, and the
+	// chat's participants, read right after the message was stored.
+	Prefetched   bool
+	History      []*Message
+	Participants []Participant
 }
 
 // ChatAtSend returns the chat's kind and settings as of the moment m was

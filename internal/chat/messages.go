@@ -166,7 +166,7 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 	if s.db.Dialect == store.Postgres {
 		err = s.insertPostgres(ctx, row, reader, &cr)
 	} else {
-		err = s.insertSQLite(ctx, row, reader, &cr, check)
+		err = s.insertSQLite(ctx, row, content, reader, &cr, check)
 		if check != nil {
 			members = cr.Members
 		}
@@ -174,8 +174,8 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var state *ChatState
-	if row.AuthorKind == AuthorUser {
+	state := cr.State
+	if state == nil && row.AuthorKind == AuthorUser {
 		if st, err := s.openSettings(row.ChatID, cr.SettingsCt, cr.KeyID); err == nil {
 			state = &ChatState{Kind: cr.Kind, Settings: st}
 		}
@@ -198,19 +198,55 @@ type chatAtInsert struct {
 	Kind       string
 	SettingsCt []byte
 	KeyID      string
-	Members    []string // SQLite, when insert was given a check
+	Members    []string   // SQLite, when insert was given a check
+	State      *ChatState // SQLite, a person's message: with what an answer needs, when one is due
 }
 
 // insertSQLite runs the message's transaction with raw statements (no
 // GORM scan or reflection: this is on the path from a question to the
-// model). _txlock=immediate makes BEGIN take the write lock.
-func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert,
+// model). _txlock=immediate makes BEGIN take the write lock. For a
+// person's message it sets cr.State and, when an answer is due, reads the
+// history and participants the answer needs on the same connection once
+// the message is committed (outside the write lock, while the connection
+// and its caches are warm, and with no hand-off to another goroutine or
+// connection on the way to the model).
+func (s *Service) insertSQLite(ctx context.Context, row *messageRow, content, reader string, cr *chatAtInsert,
 	check func(tx *sql.Tx, members []string) error) (err error) {
 	sqlDB, err := s.db.DB.DB()
 	if err != nil {
 		return err
 	}
-	tx, err := sqlDB.BeginTx(ctx, nil)
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := s.insertSQLiteTx(ctx, conn, row, reader, cr, check); err != nil {
+		return err
+	}
+	if row.AuthorKind != AuthorUser {
+		return nil
+	}
+	st, err := s.openSettings(row.ChatID, cr.SettingsCt, cr.KeyID)
+	if err != nil {
+		return nil // stored; listeners read the settings themselves
+	}
+	cr.State = &ChatState{Kind: cr.Kind, Settings: st}
+	if s.opt.AnswerDue == nil || !s.opt.AnswerDue(st, content) {
+		return nil
+	}
+	// A failed read here only means the assistant reads them itself.
+	hist, herr := s.recentOn(ctx, conn, row.ChatID, row.Seq, st.Depth)
+	parts, perr := s.participantsOn(ctx, conn, row.ChatID)
+	if herr == nil && perr == nil {
+		cr.State.Prefetched, cr.State.History, cr.State.Participants = true, hist, parts
+	}
+	return nil
+}
+
+func (s *Service) insertSQLiteTx(ctx context.Context, conn *sql.Conn, row *messageRow, reader string, cr *chatAtInsert,
+	check func(tx *sql.Tx, members []string) error) (err error) {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

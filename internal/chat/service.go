@@ -29,6 +29,11 @@ type Options struct {
 	Defaults        Settings // settings of a new chat where the creator gave none
 	MaxMessageBytes int
 	Now             func() time.Time
+	// AnswerDue says whether a person's message with this content, in a
+	// chat with these settings, gets an answer from the assistant. When it
+	// does, Send (on SQLite) reads what the answer needs on the connection
+	// that stored the message, right after its commit (ChatState.Prefetched).
+	AnswerDue func(st Settings, content string) bool
 }
 
 // Service manages chats and messages.
@@ -433,7 +438,16 @@ func (s *Service) Participants(ctx context.Context, chatID string) ([]Participan
 	if err != nil {
 		return nil, err
 	}
-	rows, err := sqlDB.QueryContext(ctx, s.rebind(participantsSQL), chatID)
+	return s.participantsOn(ctx, sqlDB, chatID)
+}
+
+// queryer is a *sql.DB or a *sql.Conn.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Service) participantsOn(ctx context.Context, q queryer, chatID string) ([]Participant, error) {
+	rows, err := q.QueryContext(ctx, s.rebind(participantsSQL), chatID)
 	if err != nil {
 		return nil, fmt.Errorf("list participants: %w", err)
 	}
