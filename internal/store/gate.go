@@ -140,7 +140,7 @@ func (c gatedConnector) Connect(context.Context) (driver.Conn, error) {
 
 func (c gatedConnector) Driver() driver.Driver { return c.drv }
 
-// sqliteConn is what glebarez/go-sqlite's connection implements; the
+// sqliteConn is what modernc.org/sqlite's connection implements; the
 // wrapper keeps every method, so database/sql takes the same paths.
 type sqliteConn interface {
 	driver.Conn

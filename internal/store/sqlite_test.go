@@ -352,3 +352,41 @@ func TestSQLiteCheckpointerLeavesShortLog(t *testing.T) {
 		t.Fatalf("after starting over the log holds %d frames", frames)
 	}
 }
+
+// TestSQLiteTimeText: a time is stored as the text every earlier build
+// wrote ("2006-01-02 15:04:05.999999999-07:00" in UTC), so rows already on
+// disk keep comparing equal and in order with new ones, and it reads back
+// in UTC.
+func TestSQLiteTimeText(t *testing.T) {
+	db, sqlDB := gateDB(t)
+	ctx := context.Background()
+	if err := db.Exec("CREATE TABLE tt (id INTEGER, at DATETIME)").Error; err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 1, 14, 0, 0, 123456789, time.FixedZone("CEST", 2*3600))
+	if _, err := sqlDB.ExecContext(ctx, "INSERT INTO tt VALUES (1, ?)", at); err != nil {
+		t.Fatal(err)
+	}
+	// A row as the previous driver stored it.
+	if _, err := sqlDB.ExecContext(ctx, "INSERT INTO tt VALUES (2, '2026-05-01 12:00:00.123456789+00:00')"); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	if err := sqlDB.QueryRowContext(ctx, "SELECT CAST(at AS TEXT) FROM tt WHERE id = 1").Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	if text != "2026-05-01 12:00:00.123456789+00:00" {
+		t.Fatalf("stored as %q", text)
+	}
+	var n int
+	if err := sqlDB.QueryRowContext(ctx, "SELECT count(*) FROM tt WHERE at = ?", at).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d rows equal to the same instant (%v), want both", n, err)
+	}
+	var got time.Time
+	if err := sqlDB.QueryRowContext(ctx, "SELECT at FROM tt WHERE id = 2").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(at) || got.Location() != time.UTC {
+		t.Fatalf("read back %v (%v), want %v in UTC", got, got.Location(), at)
+	}
+}

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	"github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -59,7 +59,7 @@ func (db *DB) WritersWaiting() int {
 // failing with "database is locked".
 const busyTimeout = 10 * time.Second
 
-// sqliteDriver is the pure-Go SQLite driver glebarez/go-sqlite registers.
+// sqliteDriver is the pure-Go SQLite driver modernc.org/sqlite registers.
 func sqliteDriver() (driver.Driver, error) {
 	db, err := sql.Open(sqlite.DriverName, "")
 	if err != nil {
@@ -158,8 +158,16 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "wal_autocheckpoint(0)")
 	// A log that grew during a burst is cut back to 64 MiB when it starts over.
 	q.Add("_pragma", "journal_size_limit(67108864)")
-	// Not _time_format: glebarez/go-sqlite v1.21 returns early after it and
-	// silently ignores _txlock (TestSQLiteWritersSerialize catches that).
+	// time.Time as "2006-01-02 15:04:05.999999999-07:00", the text the
+	// glebarez driver wrote: without it modernc.org/sqlite writes
+	// t.String() ("... +0000 UTC m=+0.02"), which neither equals nor
+	// always sorts with the rows already stored. (libtnb/sqlite would add
+	// it, but only to a DSN it opens itself, not to our connector's.)
+	q.Set("_time_format", "sqlite")
+	// Read such text back in UTC as glebarez did (else a "+00:00" value
+	// comes back in a nameless fixed zone when the host's zone is not UTC),
+	// and write every time in UTC so that the text compares in time order.
+	q.Set("_timezone", "UTC")
 	q.Set("_txlock", "immediate")
 	return "file:" + path + "?" + q.Encode()
 }
