@@ -73,15 +73,14 @@ func errBusy() error {
 // one raw statement (no GORM map update).
 func (s *Service) SaveAnswer(ctx context.Context, m *Message, a Answer) (bool, error) {
 	ct, key := s.sealer.Seal([]byte(a.Content), "message", m.ID, m.ChatID)
-	sqlDB, err := s.db.DB.DB()
-	if err != nil {
-		return false, err
-	}
-	var res sql.Result
+	var (
+		res sql.Result
+		err error
+	)
 	if a.Status == StatusStreaming {
-		res, err = sqlDB.ExecContext(ctx, s.rebind(saveStreamingSQL), ct, key, a.Status, s.opt.Now(), m.ID, StatusStreaming)
+		res, err = s.exec(ctx, saveStreamingSQL, ct, key, a.Status, s.opt.Now(), m.ID, StatusStreaming)
 	} else {
-		res, err = sqlDB.ExecContext(ctx, s.rebind(saveEndSQL), ct, key, a.Status, s.opt.Now(),
+		res, err = s.exec(ctx, saveEndSQL, ct, key, a.Status, s.opt.Now(),
 			nullable(a.FinishReason), nullable(a.ErrorCode), a.PromptTokens, a.CompletionTokens,
 			a.Duration.Milliseconds(), a.TimeToFirst.Milliseconds(), m.ID, StatusStreaming)
 	}
@@ -204,18 +203,15 @@ func (s *Service) Recent(ctx context.Context, chatID string, beforeSeq int64, n 
 	if n <= 0 {
 		return nil, nil
 	}
-	sqlDB, err := s.db.DB.DB()
-	if err != nil {
-		return nil, err
-	}
-	return s.recentOn(ctx, sqlDB, chatID, beforeSeq, n)
+	return s.recent(ctx, chatID, beforeSeq, n)
 }
 
-func (s *Service) recentOn(ctx context.Context, q queryer, chatID string, beforeSeq int64, n int) ([]*Message, error) {
+// recent is Recent, with an empty history (not nil) for n <= 0.
+func (s *Service) recent(ctx context.Context, chatID string, beforeSeq int64, n int) ([]*Message, error) {
 	if n <= 0 {
 		return []*Message{}, nil
 	}
-	rows, err := q.QueryContext(ctx, s.rebind(recentSQL), chatID, beforeSeq, n)
+	rows, err := s.query(ctx, recentSQL, chatID, beforeSeq, n)
 	if err != nil {
 		return nil, fmt.Errorf("recent messages: %w", err)
 	}

@@ -204,24 +204,15 @@ type chatAtInsert struct {
 
 // insertSQLite runs the message's transaction with raw statements (no
 // GORM scan or reflection: this is on the path from a question to the
-// model). _txlock=immediate makes BEGIN take the write lock. For a
-// person's message it sets cr.State and, when an answer is due, reads the
-// history and participants the answer needs on the same connection once
-// the message is committed (outside the write lock, while the connection
-// and its caches are warm, and with no hand-off to another goroutine or
-// connection on the way to the model).
+// model), each prepared once (store.DB.Stmt). _txlock=immediate makes
+// BEGIN take the write lock. For a person's message it sets cr.State and,
+// when an answer is due, reads the history and participants the answer
+// needs as soon as the message is committed (outside the write lock, on
+// this goroutine while its caches are warm, and with no hand-off to
+// another goroutine on the way to the model).
 func (s *Service) insertSQLite(ctx context.Context, row *messageRow, content, reader string, cr *chatAtInsert,
 	check func(tx *sql.Tx, members []string) error) (err error) {
-	sqlDB, err := s.db.DB.DB()
-	if err != nil {
-		return err
-	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := s.insertSQLiteTx(ctx, conn, row, reader, cr, check); err != nil {
+	if err := s.insertSQLiteTx(ctx, row, reader, cr, check); err != nil {
 		return err
 	}
 	if row.AuthorKind != AuthorUser {
@@ -236,17 +227,34 @@ func (s *Service) insertSQLite(ctx context.Context, row *messageRow, content, re
 		return nil
 	}
 	// A failed read here only means the assistant reads them itself.
-	hist, herr := s.recentOn(ctx, conn, row.ChatID, row.Seq, st.Depth)
-	parts, perr := s.participantsOn(ctx, conn, row.ChatID)
+	hist, herr := s.recent(ctx, row.ChatID, row.Seq, st.Depth)
+	parts, perr := s.participants(ctx, row.ChatID)
 	if herr == nil && perr == nil {
 		cr.State.Prefetched, cr.State.History, cr.State.Participants = true, hist, parts
 	}
 	return nil
 }
 
-func (s *Service) insertSQLiteTx(ctx context.Context, conn *sql.Conn, row *messageRow, reader string, cr *chatAtInsert,
+func (s *Service) insertSQLiteTx(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert,
 	check func(tx *sql.Tx, members []string) error) (err error) {
-	tx, err := conn.BeginTx(ctx, nil)
+	q := sqliteNextSeq
+	if check != nil {
+		q = sqliteNextSeqMembers
+	}
+	var next, insert, markRead *sql.Stmt
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{{&next, q}, {&insert, sqliteInsertMessage}, {&markRead, sqliteMarkRead}} {
+		if *p.st, err = s.db.Stmt(ctx, p.q); err != nil {
+			return err
+		}
+	}
+	sqlDB, err := s.db.DB.DB()
+	if err != nil {
+		return err
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -255,16 +263,12 @@ func (s *Service) insertSQLiteTx(ctx context.Context, conn *sql.Conn, row *messa
 			tx.Rollback()
 		}
 	}()
-	q := sqliteNextSeq
-	if check != nil {
-		q = sqliteNextSeqMembers
-	}
 	var members sql.NullString
 	dest := []any{&cr.LastSeq, &cr.Kind, &cr.SettingsCt, &cr.KeyID}
 	if check != nil {
 		dest = append(dest, &members)
 	}
-	if err = tx.QueryRowContext(ctx, q, row.CreatedAt, row.CreatedAt, row.ChatID).Scan(dest...); err != nil {
+	if err = tx.StmtContext(ctx, next).QueryRowContext(ctx, row.CreatedAt, row.CreatedAt, row.ChatID).Scan(dest...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound()
 		}
@@ -279,14 +283,13 @@ func (s *Service) insertSQLiteTx(ctx context.Context, conn *sql.Conn, row *messa
 		}
 	}
 	row.Seq = cr.LastSeq
-	if _, err = tx.ExecContext(ctx, sqliteInsertMessage, row.ID, row.ChatID, row.Seq, row.AuthorID, row.AuthorKind,
+	if _, err = tx.StmtContext(ctx, insert).ExecContext(ctx, row.ID, row.ChatID, row.Seq, row.AuthorID, row.AuthorKind,
 		row.ClientID, row.ContentCt, row.KeyID, row.Status, row.CreatedAt, row.EditedAt, row.RequestedBy,
 		row.Model, row.Provider); err != nil {
 		return err
 	}
 	if reader != "" {
-		if _, err = tx.ExecContext(ctx, "UPDATE chat_members SET last_read_seq = ? WHERE chat_id = ? AND user_id = ?",
-			row.Seq, row.ChatID, reader); err != nil {
+		if _, err = tx.StmtContext(ctx, markRead).ExecContext(ctx, row.Seq, row.ChatID, reader); err != nil {
 			return err
 		}
 	}
@@ -302,6 +305,7 @@ const (
 			(SELECT group_concat(user_id, ',') FROM chat_members WHERE chat_id = chats.id)`
 	sqliteInsertMessage = `INSERT INTO messages (id, chat_id, seq, author_id, author_kind, client_id, content_ct, key_id,
 		status, created_at, edited_at, requested_by, model, provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqliteMarkRead = "UPDATE chat_members SET last_read_seq = ? WHERE chat_id = ? AND user_id = ?"
 )
 
 // insertPostgres sends two statements in one round trip (a pgx batch runs

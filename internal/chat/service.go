@@ -434,20 +434,47 @@ func (s *Service) openSettings(chatID string, ct []byte, keyID string) (Settings
 func (s *Service) Participants(ctx context.Context, chatID string) ([]Participant, error) {
 	// One raw statement (no GORM builder or reflective scan): the
 	// assistant reads this on the way from a question to the model.
+	return s.participants(ctx, chatID)
+}
+
+// query runs a read on the assistant's way (to the model, or while an
+// answer streams): on SQLite as a statement prepared once (store.DB.Stmt),
+// else as a raw query.
+func (s *Service) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s.db.Dialect == store.SQLite {
+		st, err := s.db.Stmt(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		return st.QueryContext(ctx, args...)
+	}
 	sqlDB, err := s.db.DB.DB()
 	if err != nil {
 		return nil, err
 	}
-	return s.participantsOn(ctx, sqlDB, chatID)
+	return sqlDB.QueryContext(ctx, s.rebind(q), args...)
 }
 
-// queryer is a *sql.DB or a *sql.Conn.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+// exec is query's write: on SQLite the prepared statement's Exec still
+// waits for the write gate, and holds SQLite's lock for less time than one
+// compiled on every call.
+func (s *Service) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s.db.Dialect == store.SQLite {
+		st, err := s.db.Stmt(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(ctx, args...)
+	}
+	sqlDB, err := s.db.DB.DB()
+	if err != nil {
+		return nil, err
+	}
+	return sqlDB.ExecContext(ctx, s.rebind(q), args...)
 }
 
-func (s *Service) participantsOn(ctx context.Context, q queryer, chatID string) ([]Participant, error) {
-	rows, err := q.QueryContext(ctx, s.rebind(participantsSQL), chatID)
+func (s *Service) participants(ctx context.Context, chatID string) ([]Participant, error) {
+	rows, err := s.query(ctx, participantsSQL, chatID)
 	if err != nil {
 		return nil, fmt.Errorf("list participants: %w", err)
 	}

@@ -390,3 +390,49 @@ func TestSQLiteTimeText(t *testing.T) {
 		t.Fatalf("read back %v (%v), want %v in UTC", got, got.Location(), at)
 	}
 }
+
+// TestSQLiteStmt: a statement prepared once runs in transactions and
+// outside them; outside one, its write waits for the write gate like any
+// Exec (it would otherwise fail with "database is locked" or sleep in
+// SQLite's busy handler while a transaction holds the lock).
+func TestSQLiteStmt(t *testing.T) {
+	db, sqlDB := gateDB(t)
+	ctx := context.Background()
+	ins, err := db.Stmt(ctx, "INSERT INTO c VALUES (?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := db.Stmt(ctx, "INSERT INTO c VALUES (?)"); err != nil || again != ins {
+		t.Fatalf("prepared again: %v, %v", again == ins, err)
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.StmtContext(ctx, ins).ExecContext(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ins.ExecContext(ctx, 2)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("wrote beside an open transaction: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if w := db.WritersWaiting(); w != 1 {
+		t.Fatalf("%d writers wait for the gate, want the statement's", w)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the write after the transaction: %v", err)
+	}
+	var n int
+	if err := db.Raw("SELECT count(*) FROM c").Scan(&n).Error; err != nil || n != 2 {
+		t.Fatalf("%d rows (%v), want 2", n, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libtnb/sqlite"
@@ -43,6 +44,7 @@ type DB struct {
 	gate *writeGate // SQLite: this process's writers queue here (gate.go)
 	// stopCheckpoints ends the SQLite checkpointer (checkpoint.go).
 	stopCheckpoints func()
+	stmts           sync.Map // query → *sql.Stmt (stmt.go)
 }
 
 // WritersWaiting is how many of this process's transactions wait for
@@ -196,6 +198,7 @@ func (db *DB) Close() error {
 	if db.stopCheckpoints != nil {
 		db.stopCheckpoints()
 	}
+	db.closeStmts()
 	sqlDB, err := db.DB.DB()
 	if err != nil {
 		return err
