@@ -212,6 +212,7 @@ type chatAtInsert struct {
 // another goroutine on the way to the model).
 func (s *Service) insertSQLite(ctx context.Context, row *messageRow, content, reader string, cr *chatAtInsert,
 	check func(tx *sql.Tx, members []string) error) (err error) {
+	ctx = uncanceled(ctx)
 	if err := s.insertSQLiteTx(ctx, row, reader, cr, check); err != nil {
 		return err
 	}

@@ -473,6 +473,14 @@ func (s *Service) exec(ctx context.Context, q string, args ...any) (sql.Result, 
 	return sqlDB.ExecContext(ctx, s.rebind(q), args...)
 }
 
+// uncanceled is ctx for a few short SQLite statements: with a context
+// that can end, database/sql and the driver each start a goroutine per
+// transaction, query and statement to watch it (about ten for a question
+// and its history), and every one of them takes a turn on a processor
+// the question's way to the model waits for. These statements take
+// microseconds, and the write gate's wait still ends (busy timeout).
+func uncanceled(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 func (s *Service) participants(ctx context.Context, chatID string) ([]Participant, error) {
 	rows, err := s.query(ctx, participantsSQL, chatID)
 	if err != nil {
