@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -103,6 +104,13 @@ func (s *Service) MessageCreated(m *chat.Message, members []string, _ []chat.Unr
 		defer s.wg.Done()
 		s.answer(m, members)
 	}()
+	if at, ok := m.ChatAtSend(); ok && WantsAnswer(at.Settings, m.Content) {
+		// Let the answer's goroutine run first on this processor, before
+		// what the sender's goroutine does next (its ack, whose write would
+		// otherwise take the next turn): the question's way to the model is
+		// what the people in the chat wait for.
+		runtime.Gosched()
+	}
 }
 
 func (*Service) UnreadChanged(...chat.UnreadChange)     {}
@@ -216,14 +224,12 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 	}
 	defer s.unclaim(t)
 	// The model is called from this goroutine as soon as its request is
-	// built (the history and the participants are read meanwhile), while
-	// another goroutine writes the answer's row: the model takes far
+	// built (with the history and participants Send read, or read here),
+	// while another goroutine writes the answer's row: the model takes far
 	// longer to answer than the insert, and its deltas wait in the turn
-	// until ai_start has gone out. The question's way to the model waits
-	// for no other goroutine but the participants' read beside the
-	// history's (each hand-off costs a wait for a processor under load).
-	// If the row cannot be written (ai.busy on another instance), the
-	// request is canceled before anything reached the chat.
+	// until ai_start has gone out. If the row cannot be written (ai.busy
+	// on another instance), the request is canceled before anything
+	// reached the chat.
 	start := s.opt.Now()
 	streamDone := make(chan struct{})
 	side := s.announce(gctx, t, c, regen, streamDone)
