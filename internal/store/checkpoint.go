@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -53,7 +54,7 @@ var restartPages = 16000
 // checkpointer runs until ctx ends, then closes done. It keeps a
 // connection of its own: holding the write gate, it must not wait for the
 // pool, whose connections may all belong to writers waiting for the gate.
-func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGate, path string, log *slog.Logger, done chan<- struct{}) {
+func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGate, wal *walIndex, log *slog.Logger, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
@@ -69,7 +70,7 @@ func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGa
 			return
 		case <-t.C:
 		}
-		if n, ok := walFrames(path); ok && n < passivePages {
+		if n, ok := wal.frames(); ok && n < passivePages {
 			continue
 		}
 		var err error
@@ -109,26 +110,52 @@ func checkpoint(ctx context.Context, conn *sql.Conn) (logPages int, err error) {
 	return logPages, err
 }
 
-// walFrames reads how many frames the log at path (the database file's)
-// holds from the wal-index header at the start of its -shm file (the
-// format is SQLite's own, in native byte order: mxFrame at byte 16; see
-// https://www.sqlite.org/walformat.html). Reading it takes no lock and
-// starts no transaction; a value torn by a concurrent commit only moves a
-// checkpoint by a tick. ok is false when it cannot be read.
-func walFrames(path string) (n int, ok bool) {
-	f, err := os.Open(path + "-shm")
-	if err != nil {
-		return 0, false
+// walIndex reads how many frames the log holds from the wal-index header
+// at the start of the database's -shm file (SQLite's own format, in native
+// byte order: mxFrame at byte 16; https://www.sqlite.org/walformat.html).
+// Reading it takes no lock and starts no transaction; a value torn by a
+// concurrent commit only moves a checkpoint by a tick.
+//
+// It opens the file once and keeps it open until close, which DB.Close
+// calls after every connection is closed: closing any descriptor of a file
+// drops every POSIX lock the process holds on it, SQLite's locks on the
+// -shm among them, and those keep another process (aichat migrate, admin,
+// a backup) from resetting the index or writing beside this one.
+type walIndex struct {
+	path string // the -shm file
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// frames returns the log's length; ok is false when it cannot be read.
+func (w *walIndex) frames() (n int, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		f, err := os.Open(w.path)
+		if err != nil {
+			return 0, false
+		}
+		w.f = f
 	}
-	defer f.Close()
 	var hdr [20]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+	if _, err := w.f.ReadAt(hdr[:], 0); err != nil {
 		return 0, false
 	}
 	if binary.NativeEndian.Uint32(hdr[0:4]) != walIndexVersion {
 		return 0, false
 	}
 	return int(binary.NativeEndian.Uint32(hdr[16:20])), true
+}
+
+// close closes the file; call it only once no connection is open.
+func (w *walIndex) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
 }
 
 // walIndexVersion is the wal-index header's iVersion (3007000 since SQLite

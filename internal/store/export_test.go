@@ -16,5 +16,5 @@ func SetPassivePages(n int) func() {
 	return func() { passivePages = old }
 }
 
-// WALFrames is walFrames.
-func WALFrames(path string) (int, bool) { return walFrames(path) }
+// WALFrames reads the log's length as the checkpointer does.
+func WALFrames(db *DB) (int, bool) { return db.wal.frames() }

@@ -9,8 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -321,7 +324,7 @@ func TestSQLiteCheckpointerLeavesShortLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarts := walRestarts(t, path+"-wal")
-	before, _ := store.WALFrames(path)
+	before, _ := store.WALFrames(db)
 	first := restarts()
 	// A light load across four of the checkpointer's ticks.
 	for range 20 {
@@ -330,7 +333,7 @@ func TestSQLiteCheckpointerLeavesShortLog(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	frames, ok := store.WALFrames(path)
+	frames, ok := store.WALFrames(db)
 	if !ok || frames < before+20 {
 		t.Fatalf("the log holds %d frames (%v), %d before 20 commits of a page each: it was checkpointed and restarted, or not read", frames, ok, before)
 	}
@@ -348,7 +351,7 @@ func TestSQLiteCheckpointerLeavesShortLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if frames, _ := store.WALFrames(path); frames > 5 {
+	if frames, _ := store.WALFrames(db); frames > 5 {
 		t.Fatalf("after starting over the log holds %d frames", frames)
 	}
 }
@@ -434,5 +437,55 @@ func TestSQLiteStmt(t *testing.T) {
 	var n int
 	if err := db.Raw("SELECT count(*) FROM c").Scan(&n).Error; err != nil || n != 2 {
 		t.Fatalf("%d rows (%v), want 2", n, err)
+	}
+}
+
+// TestSQLiteKeepsShmLocks: SQLite holds a shared lock on the -shm file's
+// "DMS" byte while the database is open, so another process (aichat
+// migrate, a backup) cannot reset the shared index under it. Closing any
+// descriptor of a file drops every POSIX lock the process holds on it, so
+// the checkpointer, which reads the -shm, must never close one while
+// connections are open. Another process (this test binary again) tries to
+// take that byte exclusively after several of the checkpointer's ticks.
+func TestSQLiteKeepsShmLocks(t *testing.T) {
+	if path := os.Getenv("AICHAT_TEST_SHM_PROBE"); path != "" {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 128, Len: 1} // UNIX_SHM_DMS
+		if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+			fmt.Println("probe: held")
+			return
+		}
+		fmt.Println("probe: free")
+		return
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "locks.db")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(context.Background(), "sqlite:"+path, "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 { // across three of the checkpointer's ticks
+		if err := db.Exec("INSERT INTO c VALUES (?)", i).Error; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteKeepsShmLocks$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "AICHAT_TEST_SHM_PROBE="+path+"-shm")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "probe: held") {
+		t.Fatalf("another process could lock the -shm's DMS byte: SQLite's lock on it was dropped\n%s", out)
 	}
 }

@@ -44,7 +44,8 @@ type DB struct {
 	gate *writeGate // SQLite: this process's writers queue here (gate.go)
 	// stopCheckpoints ends the SQLite checkpointer (checkpoint.go).
 	stopCheckpoints func()
-	stmts           sync.Map // query → *sql.Stmt (stmt.go)
+	stmts           sync.Map  // query → *sql.Stmt (stmt.go)
+	wal             *walIndex // SQLite: the log's length, for the checkpointer
 }
 
 // WritersWaiting is how many of this process's transactions wait for
@@ -135,7 +136,8 @@ func Open(ctx context.Context, databaseURL, dataDir string, log *slog.Logger) (*
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		go checkpointer(cctx, sqlDB, conn, gate, path, log, done)
+		db.wal = &walIndex{path: path + "-shm"}
+		go checkpointer(cctx, sqlDB, conn, gate, db.wal, log, done)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -203,7 +205,11 @@ func (db *DB) Close() error {
 	if err != nil {
 		return err
 	}
-	return sqlDB.Close()
+	err = sqlDB.Close()
+	if db.wal != nil {
+		db.wal.close() // after the connections: see walIndex
+	}
+	return err
 }
 
 // IsUniqueViolation reports whether err is a unique-constraint violation on
