@@ -95,7 +95,7 @@ func TestModeDecidedAsOfSend(t *testing.T) {
 }
 
 // On SQLite the history and participants an answer needs are read with
-// the question, on the connection that stored it; the model gets the
+// the question, right after its commit; the model gets the
 // same request either way: the last depth messages before the question,
 // oldest first, and every participant. A message that gets no answer
 // (mention mode without @ai) reads nothing more.

@@ -142,12 +142,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		db.Close()
 		return nil, err
 	}
+	// Set below; the chat service asks it only once the server runs.
+	var aiSvc *ai.Service
 	chatSvc := chat.NewService(db, sealer, chat.Options{
 		Defaults: chat.Settings{Model: cfg.AIModel, Temperature: cfg.AITemperature, Depth: int(cfg.AIDepth),
 			Persona: "assistant", Stop: []string{}},
 		MaxMessageBytes: int(cfg.MaxMessageBytes),
 		Now:             now,
-		AnswerDue:       ai.WantsAnswer,
+		// With no provider a turn ends in ai.notConfigured: nothing to read for it.
+		AnswerDue: func(st chat.Settings, content string) bool {
+			return aiSvc.Configured() && ai.WantsAnswer(st, content)
+		},
 	})
 
 	var broker realtime.Broker = realtime.NewLocal()
@@ -195,7 +200,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		db.Close()
 		return nil, err
 	}
-	aiSvc, err := newAI(ctx, cfg, opt, log, db, chatSvc, authSvc,
+	aiSvc, err = newAI(ctx, cfg, opt, log, db, chatSvc, authSvc,
 		answerBus{Bus: searchBus{Bus: hub, ix: searchSvc}, finished: socialSvc.AnswerFinished}, reg)
 	if err != nil {
 		searchSvc.Close()

@@ -72,7 +72,9 @@ func errBusy() error {
 // It runs every AICHAT_AI_SAVE_EVERY for every streaming answer, so it is
 // one raw statement (no GORM map update).
 func (s *Service) SaveAnswer(ctx context.Context, m *Message, a Answer) (bool, error) {
-	ctx = uncanceled(ctx)
+	if s.db.Dialect == store.SQLite {
+		ctx = uncanceled(ctx)
+	}
 	ct, key := s.sealer.Seal([]byte(a.Content), "message", m.ID, m.ChatID)
 	var (
 		res sql.Result

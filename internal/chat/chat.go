@@ -92,7 +92,8 @@ type ChatState struct {
 	Settings Settings
 	// With Prefetched set (Options.AnswerDue said an answer is due), the
 	// last Settings.Depth messages before this one, oldest first, and the
-	// chat's participants, read right after the message was stored.
+	// chat's participants, read right after the message was stored (both
+	// non-nil then, even when empty).
 	Prefetched   bool
 	History      []*Message
 	Participants []Participant

@@ -31,8 +31,8 @@ type Options struct {
 	Now             func() time.Time
 	// AnswerDue says whether a person's message with this content, in a
 	// chat with these settings, gets an answer from the assistant. When it
-	// does, Send (on SQLite) reads what the answer needs on the connection
-	// that stored the message, right after its commit (ChatState.Prefetched).
+	// does, Send (on SQLite) reads what the answer needs right after the
+	// message's commit, on its own goroutine (ChatState.Prefetched).
 	AnswerDue func(st Settings, content string) bool
 }
 
@@ -474,11 +474,13 @@ func (s *Service) exec(ctx context.Context, q string, args ...any) (sql.Result, 
 }
 
 // uncanceled is ctx for a few short SQLite statements: with a context
-// that can end, database/sql and the driver each start a goroutine per
-// transaction, query and statement to watch it (about ten for a question
-// and its history), and every one of them takes a turn on a processor
-// the question's way to the model waits for. These statements take
-// microseconds, and the write gate's wait still ends (busy timeout).
+// that can end, the driver starts a goroutine per statement to watch it,
+// and database/sql one per query outside a transaction (about eight for a
+// question, its history and participants), and each takes a turn on a
+// processor the question's way to the model waits for. The statements
+// take microseconds, and the write gate's wait still ends (at the busy
+// timeout). SQLite only: a PostgreSQL call can wait on a lock or the
+// network, and must end with its context.
 func uncanceled(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 func (s *Service) participants(ctx context.Context, chatID string) ([]Participant, error) {

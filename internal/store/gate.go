@@ -141,7 +141,9 @@ func (c gatedConnector) Connect(context.Context) (driver.Conn, error) {
 func (c gatedConnector) Driver() driver.Driver { return c.drv }
 
 // sqliteConn is what modernc.org/sqlite's connection implements; the
-// wrapper keeps every method, so database/sql takes the same paths.
+// wrapper keeps these methods, so database/sql takes the same paths (it
+// does not pass on ResetSession and IsValid: database/sql then keeps a
+// pooled connection as it is).
 type sqliteConn interface {
 	driver.Conn
 	driver.ConnBeginTx
