@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,14 +43,21 @@ const checkpointEvery = 500 * time.Millisecond
 // passivePages is the log size (pages of 4 KiB) from which a checkpoint
 // runs: 16 MiB, so the log starts over (and a commit pays for the sync of
 // its header) once per 16 MiB written, not twice a second.
-var passivePages = 4000
+var passivePages = pages(4000)
 
 // restartPages is the log size (pages of 4 KiB) past which a checkpoint
 // finishes behind the write gate so the log starts over: 64 MiB (tests
 // lower it). That pass holds the writers for as long as it takes to sync
 // the database file (~15 ms measured here, however little is left to
 // copy), so it should be rare: every ~10 s at 200 answers streaming.
-var restartPages = 16000
+var restartPages = pages(16000)
+
+// pages is a threshold tests change while a checkpointer runs.
+func pages(n int64) *atomic.Int64 {
+	var p atomic.Int64
+	p.Store(n)
+	return &p
+}
 
 // checkpointer runs until ctx ends, then closes done. It keeps a
 // connection of its own: holding the write gate, it must not wait for the
@@ -70,7 +78,7 @@ func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGa
 			return
 		case <-t.C:
 		}
-		if n, ok := wal.frames(); ok && n < passivePages {
+		if n, ok := wal.frames(); ok && int64(n) < passivePages.Load() {
 			continue
 		}
 		var err error
@@ -80,7 +88,7 @@ func checkpointer(ctx context.Context, db *sql.DB, conn *sql.Conn, gate *writeGa
 		if err == nil {
 			var logPages int
 			logPages, err = checkpoint(ctx, conn)
-			if err == nil && logPages > restartPages {
+			if err == nil && int64(logPages) > restartPages.Load() {
 				if err = gate.acquire(ctx); err == nil {
 					_, err = checkpoint(ctx, conn)
 					gate.release()

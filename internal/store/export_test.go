@@ -3,17 +3,15 @@ package store
 // SetRestartPages lowers the log size past which the checkpointer makes
 // the log start over; it returns the function that restores it.
 func SetRestartPages(n int) func() {
-	old := restartPages
-	restartPages = n
-	return func() { restartPages = old }
+	old := restartPages.Swap(int64(n))
+	return func() { restartPages.Store(old) }
 }
 
 // SetPassivePages sets the log size from which the checkpointer runs; it
 // returns the function that restores it.
 func SetPassivePages(n int) func() {
-	old := passivePages
-	passivePages = n
-	return func() { passivePages = old }
+	old := passivePages.Swap(int64(n))
+	return func() { passivePages.Store(old) }
 }
 
 // WALFrames reads the log's length as the checkpointer does.
