@@ -24,15 +24,21 @@ func completions(up *llmtest.Server) int {
 	return n
 }
 
+// startAnswering starts the app with a fake model that answers "ok".
+func startAnswering(t *testing.T, e storetest.Engine) (*apptest.Server, *llmtest.Server) {
+	t.Helper()
+	up := llmtest.NewServer(t)
+	up.SetModels("gpt-test")
+	up.SetDefault(llmtest.Script{Text: "ok"})
+	return apptest.Start(t, e, apptest.WithAI(up.URL)), up
+}
+
 // A message is answered or not by the chat's ai_mode as it was when the
 // message was stored: switching the mode right after sending does not
 // change what happens to it, either way.
 func TestModeDecidedAsOfSend(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
-		up := llmtest.NewServer(t)
-		up.SetModels("gpt-test")
-		up.SetDefault(llmtest.Script{Text: "ok"})
-		s := apptest.Start(t, e, apptest.WithAI(up.URL))
+		s, up := startAnswering(t, e)
 		alice := s.Register(t, "alice@example.com")
 		uid := alice.User.ID
 		ctx := context.Background()
@@ -101,10 +107,7 @@ func TestModeDecidedAsOfSend(t *testing.T) {
 // (mention mode without @ai) reads nothing more.
 func TestHistoryReadWithQuestion(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
-		up := llmtest.NewServer(t)
-		up.SetModels("gpt-test")
-		up.SetDefault(llmtest.Script{Text: "ok"})
-		s := apptest.Start(t, e, apptest.WithAI(up.URL))
+		s, up := startAnswering(t, e)
 		alice := s.Register(t, "alice@example.com")
 		s.Register(t, "bob@example.com")
 		uid := alice.User.ID

@@ -166,7 +166,8 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 	if s.db.Dialect == store.Postgres {
 		err = s.insertPostgres(ctx, row, reader, &cr)
 	} else {
-		err = s.insertSQLite(ctx, row, content, reader, &cr, check)
+		ctx = uncanceled(ctx)
+		err = s.insertSQLite(ctx, row, reader, &cr, check)
 		if check != nil {
 			members = cr.Members
 		}
@@ -174,10 +175,13 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	state := cr.State
-	if state == nil && row.AuthorKind == AuthorUser {
+	var state *ChatState
+	if row.AuthorKind == AuthorUser {
 		if st, err := s.openSettings(row.ChatID, cr.SettingsCt, cr.KeyID); err == nil {
 			state = &ChatState{Kind: cr.Kind, Settings: st}
+			if s.db.Dialect == store.SQLite && s.opt.AnswerDue != nil && s.opt.AnswerDue(st, content) {
+				s.prefetch(ctx, row, state)
+			}
 		}
 	}
 	changes := make([]UnreadChange, 0, len(members))
@@ -198,58 +202,43 @@ type chatAtInsert struct {
 	Kind       string
 	SettingsCt []byte
 	KeyID      string
-	Members    []string   // SQLite, when insert was given a check
-	State      *ChatState // SQLite, a person's message: with what an answer needs, when one is due
+	Members    []string // SQLite, when insert was given a check
+}
+
+// prefetch reads what the answer to the person's message row needs (the
+// depth messages before it and the participants) into st, right after the
+// message's commit: on the sender's goroutine while its caches are warm,
+// with no hand-off to another goroutine on the way to the model. A failed
+// read only means the assistant reads them itself.
+func (s *Service) prefetch(ctx context.Context, row *messageRow, st *ChatState) {
+	hist, herr := s.recent(ctx, row.ChatID, row.Seq, st.Settings.Depth)
+	parts, perr := s.participants(ctx, row.ChatID)
+	if herr == nil && perr == nil {
+		st.Prefetched, st.History, st.Participants = true, hist, parts
+	}
 }
 
 // insertSQLite runs the message's transaction with raw statements (no
 // GORM scan or reflection: this is on the path from a question to the
 // model), each prepared once (store.DB.Stmt). _txlock=immediate makes
-// BEGIN take the write lock. For a person's message it sets cr.State and,
-// when an answer is due, reads the history and participants the answer
-// needs as soon as the message is committed (outside the write lock, on
-// this goroutine while its caches are warm, and with no hand-off to
-// another goroutine on the way to the model).
-func (s *Service) insertSQLite(ctx context.Context, row *messageRow, content, reader string, cr *chatAtInsert,
-	check func(tx *sql.Tx, members []string) error) (err error) {
-	ctx = uncanceled(ctx)
-	if err := s.insertSQLiteTx(ctx, row, reader, cr, check); err != nil {
-		return err
-	}
-	if row.AuthorKind != AuthorUser {
-		return nil
-	}
-	st, err := s.openSettings(row.ChatID, cr.SettingsCt, cr.KeyID)
-	if err != nil {
-		return nil // stored; listeners read the settings themselves
-	}
-	cr.State = &ChatState{Kind: cr.Kind, Settings: st}
-	if s.opt.AnswerDue == nil || !s.opt.AnswerDue(st, content) {
-		return nil
-	}
-	// A failed read here only means the assistant reads them itself.
-	hist, herr := s.recent(ctx, row.ChatID, row.Seq, st.Depth)
-	parts, perr := s.participants(ctx, row.ChatID)
-	if herr == nil && perr == nil {
-		cr.State.Prefetched, cr.State.History, cr.State.Participants = true, hist, parts
-	}
-	return nil
-}
-
-func (s *Service) insertSQLiteTx(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert,
+// BEGIN take the write lock.
+func (s *Service) insertSQLite(ctx context.Context, row *messageRow, reader string, cr *chatAtInsert,
 	check func(tx *sql.Tx, members []string) error) (err error) {
 	q := sqliteNextSeq
 	if check != nil {
 		q = sqliteNextSeqMembers
 	}
-	var next, insert, markRead *sql.Stmt
-	for _, p := range []struct {
-		st **sql.Stmt
-		q  string
-	}{{&next, q}, {&insert, sqliteInsertMessage}, {&markRead, sqliteMarkRead}} {
-		if *p.st, err = s.db.Stmt(ctx, p.q); err != nil {
-			return err
-		}
+	next, err := s.db.Stmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	insert, err := s.db.Stmt(ctx, sqliteInsertMessage)
+	if err != nil {
+		return err
+	}
+	markRead, err := s.db.Stmt(ctx, sqliteMarkRead)
+	if err != nil {
+		return err
 	}
 	sqlDB, err := s.db.DB.DB()
 	if err != nil {

@@ -181,14 +181,19 @@ func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 }
 
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.write(ctx, func() (driver.Result, error) { return c.sqliteConn.ExecContext(ctx, query, args) })
+}
+
+// write runs exec holding the gate, unless a transaction holds it already.
+func (c *gatedConn) write(ctx context.Context, exec func() (driver.Result, error)) (driver.Result, error) {
 	if c.inTx {
-		return c.sqliteConn.ExecContext(ctx, query, args)
+		return exec()
 	}
 	if err := c.gate.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer c.gate.release()
-	return c.sqliteConn.ExecContext(ctx, query, args)
+	return exec()
 }
 
 // gatedTx releases the gate once, when the transaction ends either way

@@ -204,15 +204,7 @@ func TestSQLiteWriteGateUrgent(t *testing.T) {
 // gateDB opens a SQLite database of its own with one table c (n INTEGER).
 func gateDB(t *testing.T) (*store.DB, *sql.DB) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "gate.db"), "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
-		t.Fatal(err)
-	}
+	db := openSQLite(t, filepath.Join(t.TempDir(), "gate.db"), "CREATE TABLE c (n INTEGER)")
 	sqlDB, err := db.DB.DB()
 	if err != nil {
 		t.Fatal(err)
@@ -228,12 +220,7 @@ func TestSQLiteCheckpointer(t *testing.T) {
 	defer store.SetRestartPages(100)()
 	defer store.SetPassivePages(20)()
 	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dir, "cp.db"), "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openSQLite(t, filepath.Join(dir, "cp.db"), "")
 	var auto int
 	if err := db.Raw("PRAGMA wal_autocheckpoint").Scan(&auto).Error; err != nil || auto != 0 {
 		t.Fatalf("wal_autocheckpoint = %d (%v), want 0: commits would checkpoint", auto, err)
@@ -314,15 +301,7 @@ func TestSQLiteCheckpointerLeavesShortLog(t *testing.T) {
 	defer store.SetPassivePages(1 << 30)()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "short.db")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(context.Background(), "sqlite:"+path, "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Exec("CREATE TABLE c (b BLOB)").Error; err != nil {
-		t.Fatal(err)
-	}
+	db := openSQLite(t, path, "CREATE TABLE c (b BLOB)")
 	restarts := walRestarts(t, path+"-wal")
 	before, _ := store.WALFrames(db)
 	first := restarts()
@@ -464,15 +443,7 @@ func TestSQLiteKeepsShmLocks(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "locks.db")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(context.Background(), "sqlite:"+path, "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Exec("CREATE TABLE c (n INTEGER)").Error; err != nil {
-		t.Fatal(err)
-	}
+	db := openSQLite(t, path, "CREATE TABLE c (n INTEGER)")
 	for i := range 15 { // across three of the checkpointer's ticks
 		if err := db.Exec("INSERT INTO c VALUES (?)", i).Error; err != nil {
 			t.Fatal(err)
@@ -488,4 +459,22 @@ func TestSQLiteKeepsShmLocks(t *testing.T) {
 	if !strings.Contains(string(out), "probe: held") {
 		t.Fatalf("another process could lock the -shm's DMS byte: SQLite's lock on it was dropped\n%s", out)
 	}
+}
+
+// openSQLite opens a SQLite database at path for the test (closed at its
+// end) and runs ddl in it unless empty.
+func openSQLite(t *testing.T, path, ddl string) *store.DB {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(context.Background(), "sqlite:"+path, "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if ddl != "" {
+		if err := db.Exec(ddl).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
 }

@@ -75,14 +75,7 @@ type gatedStmt struct {
 }
 
 func (s *gatedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if s.c.inTx {
-		return s.sqliteStmt.ExecContext(ctx, args)
-	}
-	if err := s.c.gate.acquire(ctx); err != nil {
-		return nil, err
-	}
-	defer s.c.gate.release()
-	return s.sqliteStmt.ExecContext(ctx, args)
+	return s.c.write(ctx, func() (driver.Result, error) { return s.sqliteStmt.ExecContext(ctx, args) })
 }
 
 // Exec is the context-free form database/sql never calls on a statement
