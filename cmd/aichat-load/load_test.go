@@ -464,6 +464,14 @@ func TestHistWindow(t *testing.T) {
 	if h.Within["0.001"] != 0.9 || h.Within["0.01"] != 0.99 {
 		t.Fatalf("shares %v", h.Within)
 	}
+	// Unfiltered, every series adds to its bucket (sum by le).
+	c := scrape(10+90, 10+99, 10+100)
+	for _, le := range []string{"0.001", "0.01", "+Inf"} {
+		c[`x_seconds_bucket{type="hello",le="`+le+`"}`] = 1000 + 50
+	}
+	if all, ok := histWindow(a, c, "x_seconds", ""); !ok || all.Count != 150 || all.Within["0.001"] != (90.0+50)/150 {
+		t.Fatalf("both series: %+v %v", all, ok)
+	}
 	if _, ok := histWindow(a, a, "x_seconds", `type="ai_delta"`); ok {
 		t.Fatal("nothing observed, yet a summary")
 	}

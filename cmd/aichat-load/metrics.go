@@ -272,23 +272,27 @@ func histWindow(a, b promText, name, filter string) (BucketSummary, bool) {
 		key string
 		n   float64
 	}
-	var bs []bucket
+	// Every series that matches adds to its bucket (sum by le, as the
+	// dashboard does): a histogram's other labels split it into series.
+	byLE := map[string]*bucket{}
 	prefix := name + "_bucket{"
 	for k, v := range b {
 		if !strings.HasPrefix(k, prefix) || (filter != "" && !strings.Contains(k, filter)) {
 			continue
 		}
-		i := strings.Index(k, `le="`)
-		if i < 0 {
-			continue
-		}
-		le := k[i+4:]
-		le = le[:strings.IndexByte(le, '"')]
+		le := labelValue(k[len(prefix):len(k)-1], "le")
 		f, err := strconv.ParseFloat(le, 64)
 		if err != nil {
 			continue
 		}
-		bs = append(bs, bucket{le: f, key: le, n: v - a[k]})
+		if byLE[le] == nil {
+			byLE[le] = &bucket{le: f, key: le}
+		}
+		byLE[le].n += v - a[k]
+	}
+	bs := make([]bucket, 0, len(byLE))
+	for _, b := range byLE {
+		bs = append(bs, *b)
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
 	if len(bs) == 0 || bs[len(bs)-1].n <= 0 {
