@@ -158,8 +158,16 @@ func (s *Service) answer(m *chat.Message, members []string) {
 	s.run(c, m.Author, members, m, nil, hist)
 }
 
+// AnswerDue says whether a person's message with this content will be
+// answered in a chat with these settings (chat.Service.SetAnswerDue): with
+// no provider configured the turn ends in ai.notConfigured, with nothing
+// to read for it.
+func (s *Service) AnswerDue(st chat.Settings, content string) bool {
+	return s.Configured() && WantsAnswer(st, content)
+}
+
 // WantsAnswer says whether a person's message with this content gets an
-// answer in a chat with these settings (chat.Options.AnswerDue).
+// answer in a chat with these settings.
 func WantsAnswer(st chat.Settings, content string) bool {
 	switch st.AIMode {
 	case chat.ModeOff:

@@ -142,17 +142,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		db.Close()
 		return nil, err
 	}
-	// Set below; the chat service asks it only once the server runs.
-	var aiSvc *ai.Service
 	chatSvc := chat.NewService(db, sealer, chat.Options{
 		Defaults: chat.Settings{Model: cfg.AIModel, Temperature: cfg.AITemperature, Depth: int(cfg.AIDepth),
 			Persona: "assistant", Stop: []string{}},
 		MaxMessageBytes: int(cfg.MaxMessageBytes),
 		Now:             now,
-		// With no provider a turn ends in ai.notConfigured: nothing to read for it.
-		AnswerDue: func(st chat.Settings, content string) bool {
-			return aiSvc.Configured() && ai.WantsAnswer(st, content)
-		},
 	})
 
 	var broker realtime.Broker = realtime.NewLocal()
@@ -200,7 +194,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		db.Close()
 		return nil, err
 	}
-	aiSvc, err = newAI(ctx, cfg, opt, log, db, chatSvc, authSvc,
+	aiSvc, err := newAI(ctx, cfg, opt, log, db, chatSvc, authSvc,
 		answerBus{Bus: searchBus{Bus: hub, ix: searchSvc}, finished: socialSvc.AnswerFinished}, reg)
 	if err != nil {
 		searchSvc.Close()
@@ -209,6 +203,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		return nil, err
 	}
 	chatSvc.SetEvents(hub, aiSvc, socialSvc, searchSvc)
+	chatSvc.SetAnswerDue(aiSvc.AnswerDue)
 	hub.SetAI(aiSvc)
 
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Auth: authSvc, Chats: chatSvc, Sealer: sealer,

@@ -271,3 +271,9 @@ func (s *Service) Streaming(ctx context.Context, chatID string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// SetAnswerDue tells Send which of a person's messages the assistant will
+// answer: for those, on SQLite, Send reads the history and participants
+// the answer needs right after the message's commit, on its own goroutine
+// (ChatState.Prefetched). Call it before serving.
+func (s *Service) SetAnswerDue(due func(st Settings, content string) bool) { s.answerDue = due }

@@ -90,7 +90,7 @@ func (m *Message) ReceivedAt() time.Time { return m.received }
 type ChatState struct {
 	Kind     string
 	Settings Settings
-	// With Prefetched set (Options.AnswerDue said an answer is due), the
+	// With Prefetched set (SetAnswerDue's function said an answer is due), the
 	// last Settings.Depth messages before this one, oldest first, and the
 	// chat's participants, read right after the message was stored (both
 	// non-nil then, even when empty).

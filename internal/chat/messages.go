@@ -179,7 +179,7 @@ func (s *Service) insert(ctx context.Context, row *messageRow, content, reader s
 	if row.AuthorKind == AuthorUser {
 		if st, err := s.openSettings(row.ChatID, cr.SettingsCt, cr.KeyID); err == nil {
 			state = &ChatState{Kind: cr.Kind, Settings: st}
-			if s.db.Dialect == store.SQLite && s.opt.AnswerDue != nil && s.opt.AnswerDue(st, content) {
+			if s.db.Dialect == store.SQLite && s.answerDue != nil && s.answerDue(st, content) {
 				s.prefetch(ctx, row, state)
 			}
 		}

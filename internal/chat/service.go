@@ -29,11 +29,6 @@ type Options struct {
 	Defaults        Settings // settings of a new chat where the creator gave none
 	MaxMessageBytes int
 	Now             func() time.Time
-	// AnswerDue says whether a person's message with this content, in a
-	// chat with these settings, gets an answer from the assistant. When it
-	// does, Send (on SQLite) reads what the answer needs right after the
-	// message's commit, on its own goroutine (ChatState.Prefetched).
-	AnswerDue func(st Settings, content string) bool
 }
 
 // Service manages chats and messages.
@@ -44,6 +39,9 @@ type Service struct {
 	unread *unreadCache
 	events Events
 	rel    Relations // blocks, friends, membership notices (relations.go)
+	// answerDue says whether a person's message gets an assistant's
+	// answer (SetAnswerDue); nil: never asked.
+	answerDue func(st Settings, content string) bool
 }
 
 // NewService returns a Service over db, sealing with sealer.

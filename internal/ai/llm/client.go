@@ -179,10 +179,10 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 	// The transport writes the request on a goroutine of its own.
 	var mu sync.Mutex
 	var sent time.Time
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(info httptrace.WroteRequestInfo) {
 		now := time.Now()
 		mu.Lock()
-		if sent.IsZero() {
+		if sent.IsZero() && info.Err == nil {
 			sent = now
 		}
 		mu.Unlock()
