@@ -1,0 +1,5 @@
+//go:build !race
+
+package netstamp
+
+const raceEnabled = false

@@ -1,0 +1,6 @@
+//go:build race
+
+package netstamp
+
+// raceEnabled: see conn.Read.
+const raceEnabled = true
