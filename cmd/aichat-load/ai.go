@@ -100,6 +100,9 @@ type AIResult struct {
 	// question from Send to the model's request written.
 	ServerRelay   *BucketSummary `json:"server_relay,omitempty"`
 	ServerRequest *BucketSummary `json:"server_request_delay,omitempty"`
+	// From the model's chunk reaching the server's machine (the kernel's
+	// receive stamp) to the frame written: all the relay time the server adds.
+	ServerArrival *BucketSummary `json:"server_arrival_delay,omitempty"`
 
 	Servers []ServerReport `json:"servers"`
 	Client  ClientReport   `json:"client"`
@@ -366,6 +369,9 @@ func runAI(ctx context.Context, o *options) (*AIResult, error) {
 	}
 	if h, ok := histWindow(e1.s.M, e2.s.M, "aichat_ai_request_delay_seconds", ""); ok {
 		res.ServerRequest = &h
+	}
+	if h, ok := histWindow(e1.s.M, e2.s.M, "aichat_ws_arrival_delay_seconds", `type="ai_delta"`); ok {
+		res.ServerArrival = &h
 	}
 	if tok := res.TokensPerSec * o.duration.Seconds(); tok > 0 {
 		res.CPUPerTokenUS = 1e6 * res.Servers[0].CPUSeconds / tok

@@ -42,6 +42,10 @@ func (r *AIResult) print(w io.Writer) {
 		fmt.Fprintf(w, "server's own histogram, ai_delta event → frame written: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within 1 ms %.2f %%\n",
 			h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), 100*h.Within["0.001"])
 	}
+	if h := r.ServerArrival; h != nil {
+		fmt.Fprintf(w, "server's own histogram, model chunk in the kernel → frame written: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within 1 ms %.2f %%\n",
+			h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), 100*h.Within["0.001"])
+	}
 	fmt.Fprintf(w, "server CPU per relayed token %.1f µs, per answer %.0f µs; RSS idle (sockets open) %s\n",
 		r.CPUPerTokenUS, r.CPUPerStreamUS, fmtBytes(r.ServerIdleRSS))
 	fmt.Fprintf(w, "disconnects: %d (%s); frames received: %s\n", r.Disconnects, fmtCounts(r.DisconnectReasons), fmtCounts(r.FramesByType))

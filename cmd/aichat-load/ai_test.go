@@ -132,7 +132,7 @@ func TestUpstreamWithServerClient(t *testing.T) {
 	var text strings.Builder
 	var stamps []int64
 	res, err := c.Stream(ctx, llm.Request{Model: "gpt-4o-mini", Messages: []llm.Message{{Role: "user", Content: "ai1 ab12 7 hello"}}},
-		func(d string) {
+		func(d string, _ time.Time) {
 			text.WriteString(d)
 			eachToken([]byte(d), func(k int, ns int64) {
 				if k != len(stamps) {
@@ -172,7 +172,7 @@ func TestUpstreamWithServerClient(t *testing.T) {
 	recs[8] = &upstreamStream{}
 	cctx, cancel := context.WithCancel(ctx)
 	_, err = c.Stream(cctx, llm.Request{Model: "gpt-4o-mini", Messages: []llm.Message{{Role: "user", Content: "ai1 ab12 8"}}},
-		func(string) { cancel() })
+		func(string, time.Time) { cancel() })
 	if err == nil {
 		t.Fatal("canceled stream succeeded")
 	}
@@ -315,7 +315,7 @@ func TestUpstreamWords(t *testing.T) {
 	var text strings.Builder
 	var seen []int
 	_, err = c.Stream(context.Background(), llm.Request{Model: "gpt-4o-mini", Messages: []llm.Message{{Role: "user", Content: "ai1 ab12 3 hi"}}},
-		func(d string) {
+		func(d string, _ time.Time) {
 			off := int64(text.Len())
 			text.WriteString(d)
 			eachWord(offs, off, len(d), func(k int) {

@@ -39,7 +39,13 @@ type deltaData struct {
 	Seq       int64  `json:"seq"`
 	Offset    int    `json:"offset"` // bytes of the answer before this delta
 	Delta     string `json:"delta"`
+
+	arrived time.Time // when the oldest chunk in it reached this machine; zero: not timed
 }
+
+// ArrivedAt implements realtime.Arrived: the hub times the frame from the
+// chunk's arrival too (aichat_ws_arrival_delay_seconds).
+func (d deltaData) ArrivedAt() time.Time { return d.arrived }
 
 type doneData struct {
 	ChatID       string `json:"chat_id"`
@@ -86,6 +92,7 @@ type turn struct {
 	mu      sync.Mutex
 	text    strings.Builder
 	pending strings.Builder // text not yet sent as a delta
+	since   time.Time       // when the oldest chunk in pending reached this machine
 	sentLen int             // bytes already sent in deltas
 }
 
@@ -393,7 +400,7 @@ func (s *Service) generate(ctx context.Context, t *turn, c *chat.Chat) (*llm.Res
 	}
 	onDelta := t.add
 	if s.opt.Coalesce <= 0 {
-		onDelta = func(d string) { t.add(d); s.flush(t) }
+		onDelta = func(d string, arrived time.Time) { t.add(d, arrived); s.flush(t) }
 	}
 	return t.client.Stream(ctx, req, onDelta)
 }
@@ -463,9 +470,13 @@ func (s *Service) build(t *turn, c *chat.Chat, parts []chat.Participant, hist []
 	return req, nil
 }
 
-// add receives each content delta from the provider.
-func (t *turn) add(delta string) {
+// add receives each content delta from the provider, with the time its
+// chunk reached this machine.
+func (t *turn) add(delta string, arrived time.Time) {
 	t.mu.Lock()
+	if t.pending.Len() == 0 {
+		t.since = arrived
+	}
 	t.text.WriteString(delta)
 	t.pending.WriteString(delta)
 	t.mu.Unlock()
@@ -513,7 +524,7 @@ func (s *Service) flush(t *turn) {
 	if t.pending.Len() == 0 || t.msg == nil {
 		return // nothing new, or the answer's row is not written yet
 	}
-	d := deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Offset: t.sentLen, Delta: t.pending.String()}
+	d := deltaData{ChatID: t.chatID, MessageID: t.msg.ID, Seq: t.msg.Seq, Offset: t.sentLen, Delta: t.pending.String(), arrived: t.since}
 	t.sentLen += t.pending.Len()
 	t.pending.Reset()
 	s.opt.Bus.SendChat(t.chatID, t.members, EventDelta, d)

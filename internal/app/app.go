@@ -25,6 +25,7 @@ import (
 	"github.com/aichat/aichat/internal/chat"
 	"github.com/aichat/aichat/internal/config"
 	"github.com/aichat/aichat/internal/httpapi"
+	"github.com/aichat/aichat/internal/netstamp"
 	"github.com/aichat/aichat/internal/realtime"
 	"github.com/aichat/aichat/internal/realtime/redisbroker"
 	"github.com/aichat/aichat/internal/render"
@@ -381,7 +382,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	// clients to reconnect elsewhere (1001) as soon as shutdown starts.
 	srv.RegisterOnShutdown(a.Hub.Shutdown)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// Stamped connections: a socket's frame is timed from its arrival in the
+	// kernel (the question's way to the model, aichat_ai_request_delay_seconds).
+	go func() { errc <- srv.Serve(netstamp.Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return err

@@ -38,7 +38,7 @@ func eachEngine(b *testing.B, fn func(b *testing.B, e storetest.Engine)) {
 }
 
 // newService builds the chat service the way internal/app does.
-func newService(b *testing.B, e storetest.Engine) (*chat.Service, *store.DB) {
+func newService(b testing.TB, e storetest.Engine) (*chat.Service, *store.DB) {
 	b.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -63,7 +63,7 @@ func newService(b *testing.B, e storetest.Engine) (*chat.Service, *store.DB) {
 type benchUser struct{ ID, Email string }
 
 // createUsers inserts n users straight into the users table.
-func createUsers(b *testing.B, db *store.DB, n int) []benchUser {
+func createUsers(b testing.TB, db *store.DB, n int) []benchUser {
 	b.Helper()
 	now := time.Now().UTC()
 	users := make([]benchUser, n)
@@ -83,7 +83,7 @@ func createUsers(b *testing.B, db *store.DB, n int) []benchUser {
 }
 
 // groupChat creates a chat owned by users[0] with all the others in it.
-func groupChat(b *testing.B, svc *chat.Service, users []benchUser) *chat.Chat {
+func groupChat(b testing.TB, svc *chat.Service, users []benchUser) *chat.Chat {
 	b.Helper()
 	var emails []string
 	for _, u := range users[1:] {

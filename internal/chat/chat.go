@@ -6,6 +6,7 @@
 package chat
 
 import (
+	"context"
 	"time"
 )
 
@@ -75,14 +76,25 @@ type Message struct {
 	// sentIn is the chat as this message found it, read in the transaction
 	// that stored it (Send only); listeners read it with ChatAtSend.
 	sentIn *ChatState
-	// received is when Send was called with it (Send only).
+	// received is when it reached this machine, or when Send was called
+	// with it (Send only).
 	received time.Time
 }
 
-// ReceivedAt is when Send was asked to store m: the start of the time the
-// server takes from a person's message to what follows it (the model's
-// request). Zero for a message not stored by Send just now.
+// ReceivedAt is when m reached this machine (WithArrival) or else when
+// Send was asked to store it: the start of the time the server takes from
+// a person's message to what follows it (the model's request). Zero for a
+// message not stored by Send just now.
 func (m *Message) ReceivedAt() time.Time { return m.received }
+
+type arrivalKey struct{}
+
+// WithArrival returns ctx saying when the message Send is about to store
+// reached this machine (a socket's kernel stamp), so that its ReceivedAt
+// counts the wait to be read and decoded too.
+func WithArrival(ctx context.Context, at time.Time) context.Context {
+	return context.WithValue(ctx, arrivalKey{}, at)
+}
 
 // ChatState is what a chat was when a message was stored in it: its kind
 // and AI settings, read in the same transaction as the message's seq, so

@@ -36,7 +36,10 @@ type Sent struct {
 // stored message; the same clientID with other content is
 // message.idempotencyConflict.
 func (s *Service) Send(ctx context.Context, userID, chatID, content, clientID string) (*Sent, error) {
-	received := time.Now()
+	received, ok := ctx.Value(arrivalKey{}).(time.Time)
+	if !ok || received.IsZero() {
+		received = time.Now()
+	}
 	if err := s.checkContent(content); err != nil {
 		return nil, err
 	}

@@ -1581,4 +1581,13 @@ func TestAIE2EMetrics(t *testing.T) {
 	if n := aieMetric(t, s, `aichat_ws_frame_delay_seconds_count{type="ai_delta"}`); n < 2 || n != sent {
 		t.Errorf("aichat_ws_frame_delay_seconds{type=ai_delta}: %v timed, %v sent", n, sent)
 	}
+	// And from each chunk's arrival: every live delta is timed, and from
+	// earlier than the hub got it (reading and decoding the chunk count).
+	if n := aieMetric(t, s, `aichat_ws_arrival_delay_seconds_count{type="ai_delta"}`); n != sent {
+		t.Errorf("aichat_ws_arrival_delay_seconds{type=ai_delta}: %v timed, %v sent", n, sent)
+	}
+	arrival := aieMetric(t, s, `aichat_ws_arrival_delay_seconds_sum{type="ai_delta"}`)
+	if hub := aieMetric(t, s, `aichat_ws_frame_delay_seconds_sum{type="ai_delta"}`); arrival <= hub || arrival > 30 {
+		t.Errorf("ai_delta frames: %v s from the chunks' arrival, %v s from the hub; want more from the arrival", arrival, hub)
+	}
 }

@@ -17,7 +17,7 @@ const commandTimeout = 10 * time.Second
 // handle runs one command from s. Commands of one socket run one after
 // another, in the order sent. A bad command gets an error frame naming it;
 // the socket stays open.
-func (h *Hub) handle(s *Session, msg []byte) {
+func (h *Hub) handle(s *Session, msg []byte, arrived time.Time) {
 	var in inFrame
 	dec := json.NewDecoder(bytes.NewReader(msg))
 	if err := dec.Decode(&in); err != nil || in.Type == "" {
@@ -31,6 +31,9 @@ func (h *Hub) handle(s *Session, msg []byte) {
 	var err error
 	switch in.Type {
 	case CmdSendMessage:
+		if !arrived.IsZero() {
+			ctx = chat.WithArrival(ctx, arrived)
+		}
 		err = h.cmdSend(ctx, s, in)
 	case CmdTyping:
 		err = h.cmdTyping(ctx, s, in)

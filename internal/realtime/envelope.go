@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/aichat/aichat/internal/chat"
 )
@@ -33,6 +34,9 @@ type envelope struct {
 	Reason      string `json:"cr,omitempty"`
 
 	Frame []byte `json:"-"`
+	// Local only: when the event's cause reached this machine (Arrived).
+	// Another instance times the frame from the envelope's arrival there.
+	arrived time.Time
 }
 
 func (e *envelope) marshal() ([]byte, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/aichat/aichat/internal/apperr"
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/chat"
+	"github.com/aichat/aichat/internal/netstamp"
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 )
@@ -214,6 +215,9 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, p *auth.Principal, 
 	ctx, cancel := context.WithCancel(h.ctx)
 	s := &Session{ID: uuid.NewString(), User: p, hub: h, conn: conn, cork: cw.conn, ctx: ctx, cancel: cancel,
 		readDone: make(chan struct{}), bucket: tokenBucket{perMin: h.opt.CommandsPerMinute}}
+	if cw.conn != nil {
+		s.arrivals = netstamp.Source(cw.conn.Conn)
+	}
 	if resume {
 		s.hold()
 	}
@@ -534,7 +538,7 @@ func (h *Hub) apply(e *envelope) {
 	switch e.Kind {
 	case kindFrame:
 		changed := h.chats.ApplyUnread(e.Unread...)
-		h.local(e.To, item{typ: e.Type, frame: e.Frame, chatID: e.ChatID, seq: e.Seq, born: time.Now()})
+		h.local(e.To, item{typ: e.Type, frame: e.Frame, chatID: e.ChatID, seq: e.Seq, born: time.Now(), arrived: e.arrived})
 		h.pushUnread(changed)
 	case kindUnread:
 		h.pushUnread(h.chats.ApplyUnread(e.Unread...))
@@ -610,8 +614,18 @@ func (h *Hub) Send(users []string, typ string, data any) {
 // session resuming that chat holds it until the replay is done, like a
 // chat_message, so it never overtakes the messages it refers to.
 func (h *Hub) SendChat(chatID string, users []string, typ string, data any) {
-	h.publish(&envelope{Kind: kindFrame, Type: typ, To: users, ChatID: chatID, Frame: encode(typ, "", data)})
+	e := &envelope{Kind: kindFrame, Type: typ, To: users, ChatID: chatID, Frame: encode(typ, "", data)}
+	if a, ok := data.(Arrived); ok {
+		e.arrived = a.ArrivedAt()
+	}
+	h.publish(e)
 }
+
+// Arrived is event data that knows when its cause reached this machine
+// (an ai_delta: when the kernel received the model's chunk). SendChat then
+// also times its frames from that moment, in aichat_ws_arrival_delay_seconds:
+// the whole time the server held it, reading and decoding included.
+type Arrived interface{ ArrivedAt() time.Time }
 
 // MessageCreated implements chat.Events.
 func (h *Hub) MessageCreated(m *chat.Message, members []string, unread []chat.UnreadChange) {

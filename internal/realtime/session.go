@@ -23,7 +23,8 @@ type Session struct {
 	User      *auth.Principal
 	hub       *Hub
 	conn      *websocket.Conn
-	cork      *corkConn // conn's connection; nil in tests that build a Session by hand
+	cork      *corkConn        // conn's connection; nil in tests that build a Session by hand
+	arrivals  func() time.Time // the connection's receive stamps (netstamp); nil: none
 	expiry    *time.Timer
 	ctx       context.Context // ends when the session closes
 	cancel    context.CancelFunc
@@ -62,6 +63,9 @@ type item struct {
 	chatID string
 	seq    int64
 	born   time.Time // when the hub got the event (zero: not timed)
+	// When the event's cause reached this machine, if its data said
+	// (Arrived); zero otherwise.
+	arrived time.Time
 }
 
 // push queues a frame for the writer. It never blocks: a session whose
@@ -181,7 +185,8 @@ func (s *Session) writeLoop() {
 }
 
 // sent counts a frame that left for the socket (the kernel has it) and
-// how long it was in this server since the hub got its event.
+// how long it was in this server since the hub got its event, and since
+// its cause arrived when that is known.
 func (s *Session) sent(it item, now time.Time) {
 	if it.op != opFrame {
 		return
@@ -190,6 +195,9 @@ func (s *Session) sent(it item, now time.Time) {
 	m.sent.Inc()
 	if !it.born.IsZero() {
 		m.delay.Observe(now.Sub(it.born).Seconds())
+	}
+	if !it.arrived.IsZero() { // a wall-clock time from another source: never below 0
+		s.hub.metrics.observeArrival(it.typ, m, max(0, now.Sub(it.arrived).Seconds()))
 	}
 }
 
@@ -332,7 +340,11 @@ func (s *Session) readLoop() {
 			s.close(websocket.ClosePolicyViolation, "Too many commands: the limit is "+itoa(s.hub.opt.CommandsPerMinute)+" per minute.", "rate_limit")
 			continue // keep reading until the client's close arrives
 		}
-		s.hub.handle(s, msg)
+		var arrived time.Time // when the kernel had the frame's last bytes, if it says
+		if s.arrivals != nil {
+			arrived = s.arrivals()
+		}
+		s.hub.handle(s, msg, arrived)
 	}
 }
 

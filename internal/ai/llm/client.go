@@ -13,7 +13,7 @@
 //   - usage is the last usage object seen, not a sum;
 //   - `"error":null` in a chunk is tolerated, where the SDK aborts.
 //
-// It is a leaf package: it imports nothing of aichat.
+// It is a leaf package: of aichat it imports only netstamp.
 package llm
 
 import (
@@ -26,12 +26,14 @@ import (
 	"log/slog"
 	"math"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/aichat/aichat/internal/netstamp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
@@ -128,6 +130,8 @@ func New(p Provider, opt Options) *Client {
 		// each on a remote provider). No client timeout: it would cap the
 		// stream's length; the idle watchdog covers a stalled upstream.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// Stamped connections: a chunk's arrival is the kernel's receive time.
+		tr.DialContext = netstamp.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}) // as the default's
 		tr.MaxIdleConnsPerHost = 256
 		tr.MaxIdleConns = 512
 		opt.HTTPClient = &http.Client{Transport: tr}
@@ -162,11 +166,13 @@ func (c *Client) Provider() Provider { return c.p }
 
 // Stream sends the request with stream=true and stream_options.include_usage
 // and calls onDelta with each non-empty content delta, in order, on the
-// calling goroutine. It returns when the stream ends, with an *Error on
+// calling goroutine, with the time its chunk reached this machine (on
+// Linux with the default HTTP client, when the kernel received it; else
+// when it was read). It returns when the stream ends, with an *Error on
 // failure. The Result is never nil: after an error it holds what was seen
 // (RequestID, Model, ...). Canceling ctx stops the stream and closes the
 // upstream connection; the error then has Kind Canceled.
-func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) (*Result, error) {
+func (c *Client) Stream(ctx context.Context, req Request, onDelta func(delta string, arrived time.Time)) (*Result, error) {
 	start := c.opt.Now()
 	res := &Result{}
 	params, err := c.params(req)
@@ -174,24 +180,61 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 		return res, err
 	}
 	if onDelta == nil {
-		onDelta = func(string) {}
+		onDelta = func(string, time.Time) {}
 	}
-	// The transport writes the request on a goroutine of its own.
-	var mu sync.Mutex
-	var sent time.Time
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(info httptrace.WroteRequestInfo) {
-		now := time.Now()
-		mu.Lock()
-		if sent.IsZero() && info.Err == nil {
-			sent = now
-		}
-		mu.Unlock()
-	}})
-	err = c.retry(ctx, func() error { return c.attempt(ctx, params, res, start, onDelta) })
-	mu.Lock()
-	res.Sent = sent
-	mu.Unlock()
+	w := &wire{}
+	ctx = httptrace.WithClientTrace(ctx, w.trace())
+	err = c.retry(ctx, func() error { return c.attempt(ctx, params, res, start, w, onDelta) })
+	res.Sent = w.firstSent()
 	return res, err
+}
+
+// wire is what the transport tells of a request, from its own goroutines:
+// when the request was first written, and the connection of the latest
+// attempt.
+type wire struct {
+	mu   sync.Mutex
+	sent time.Time
+	conn func() time.Time // the connection's stamps; nil: none
+}
+
+func (w *wire) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			src := netstamp.Source(info.Conn)
+			w.mu.Lock()
+			w.conn = src
+			w.mu.Unlock()
+		},
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			now := time.Now()
+			w.mu.Lock()
+			if w.sent.IsZero() && info.Err == nil {
+				w.sent = now
+			}
+			w.mu.Unlock()
+		},
+	}
+}
+
+func (w *wire) firstSent() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sent
+}
+
+// arrived is when the data just read reached this machine: the kernel's
+// stamp when the connection has one, else now.
+func (w *wire) arrived() time.Time {
+	w.mu.Lock()
+	c := w.conn
+	w.mu.Unlock()
+	if c != nil {
+		if t := c(); !t.IsZero() {
+			return t
+		}
+	}
+	return time.Now()
 }
 
 // params validates req and returns the request body. It is marshaled
@@ -265,7 +308,7 @@ var errIdle = errors.New("llm: idle timeout")
 var doneData = []byte("[DONE]")
 
 // attempt makes one request and reads its stream to the end.
-func (c *Client) attempt(parent context.Context, params []byte, res *Result, start time.Time, onDelta func(string)) (err error) {
+func (c *Client) attempt(parent context.Context, params []byte, res *Result, start time.Time, w *wire, onDelta func(string, time.Time)) (err error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	// The watchdog covers the wait for the response headers too: an upstream
@@ -311,6 +354,7 @@ func (c *Client) attempt(parent context.Context, params []byte, res *Result, sta
 	sawDone := false
 	for dec.Next() {
 		c.kick(idle)
+		arrived := w.arrived()
 		data := dec.Event().Data
 		if bytes.HasPrefix(data, doneData) {
 			sawDone = true
@@ -334,7 +378,7 @@ func (c *Client) attempt(parent context.Context, params []byte, res *Result, sta
 				}
 				// The watchdog times the upstream, not a slow onDelta.
 				idle.Stop()
-				onDelta(d)
+				onDelta(d, arrived)
 				c.kick(idle)
 			}
 			if ch.FinishReason != "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,7 @@ func hi() Request {
 func run(t testing.TB, c *Client, ctx context.Context, req Request) (string, *Result, error) {
 	t.Helper()
 	var b strings.Builder
-	res, err := c.Stream(ctx, req, func(d string) {
+	res, err := c.Stream(ctx, req, func(d string, _ time.Time) {
 		if d == "" {
 			t.Error("onDelta got an empty delta")
 		}
@@ -629,9 +630,48 @@ func TestSlowConsumerIsNotIdle(t *testing.T) {
 	t.Parallel()
 	s := llmtest.NewServer(t)
 	c := newTestClient(t, s, func(_ *Provider, o *Options) { o.IdleTimeout = 100 * time.Millisecond })
-	_, err := c.Stream(context.Background(), hi(), func(string) { time.Sleep(150 * time.Millisecond) })
+	_, err := c.Stream(context.Background(), hi(), func(string, time.Time) { time.Sleep(150 * time.Millisecond) })
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeltaArrival: each delta comes with the time its chunk reached this
+// machine, not when it was read, so a consumer that falls behind still
+// times the relay from the chunk's arrival (the server's histograms of
+// what it adds rely on it).
+func TestDeltaArrival(t *testing.T) {
+	t.Parallel()
+	s := llmtest.NewServer(t)
+	s.Enqueue(llmtest.Script{Tokens: []string{"one", " two", " three", " four"}, TokenDelay: 20 * time.Millisecond})
+	c := newTestClient(t, s)
+	start := time.Now()
+	type seen struct{ arrived, called time.Time }
+	var got []seen
+	_, err := c.Stream(context.Background(), hi(), func(_ string, arrived time.Time) {
+		got = append(got, seen{arrived, time.Now()})
+		if len(got) == 1 {
+			time.Sleep(250 * time.Millisecond) // the next chunks wait in the socket
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d deltas, want 4", len(got))
+	}
+	for i, g := range got {
+		if g.arrived.Before(start) || g.arrived.After(g.called) {
+			t.Errorf("delta %d: arrived %v, outside the call (%v) and its callback (%v)", i, g.arrived, start, g.called)
+		}
+	}
+	if runtime.GOOS != "linux" || (runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64") {
+		return // arrivals are timed at the read there
+	}
+	// The other chunks were written within 60 ms of the first, while its
+	// callback slept 250 ms: the second waited in the socket for ~190 ms or more.
+	if waited := got[1].called.Sub(got[1].arrived); waited < 100*time.Millisecond {
+		t.Errorf("delta 1 is timed %v before its callback, want the ~190 ms it waited in the socket", waited)
 	}
 }
 
@@ -662,7 +702,7 @@ func TestCancel(t *testing.T) {
 			if !tc.partial {
 				time.AfterFunc(100*time.Millisecond, stop)
 			}
-			_, err := c.Stream(ctx, hi(), func(string) { stop() })
+			_, err := c.Stream(ctx, hi(), func(string, time.Time) { stop() })
 			returned := time.Now()
 			var e *Error
 			if !errors.As(err, &e) || e.Kind != Canceled || !errors.Is(err, context.Canceled) || e.Partial != tc.partial {
@@ -778,7 +818,7 @@ func BenchmarkStreamRelay(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		n := 0
-		if _, err := c.Stream(context.Background(), hi(), func(string) { n++ }); err != nil || n != perStream {
+		if _, err := c.Stream(context.Background(), hi(), func(string, time.Time) { n++ }); err != nil || n != perStream {
 			b.Fatalf("err %v, %d chunks", err, n)
 		}
 		chunks += n
@@ -849,7 +889,7 @@ func TestResultSent(t *testing.T) {
 	c := newTestClient(t, s)
 	before := time.Now()
 	var first time.Time
-	res, err := c.Stream(context.Background(), hi(), func(string) {
+	res, err := c.Stream(context.Background(), hi(), func(string, time.Time) {
 		if first.IsZero() {
 			first = time.Now()
 		}

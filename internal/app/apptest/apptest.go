@@ -18,6 +18,7 @@ import (
 	"github.com/aichat/aichat/internal/app"
 	"github.com/aichat/aichat/internal/auth"
 	"github.com/aichat/aichat/internal/config"
+	"github.com/aichat/aichat/internal/netstamp"
 	"github.com/aichat/aichat/internal/store/storetest"
 )
 
@@ -67,7 +68,10 @@ func Start(t testing.TB, e storetest.Engine, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}
-	ts := httptest.NewServer(a.Handler)
+	// Stamped connections, as app.Serve makes them in production.
+	ts := httptest.NewUnstartedServer(a.Handler)
+	ts.Listener = netstamp.Listener(ts.Listener)
+	ts.Start()
 	srv := &Server{URL: ts.URL, App: a, Engine: e, logs: logs}
 	srv.stop = func() {
 		srv.stopOnce.Do(func() {
