@@ -88,6 +88,7 @@ type turn struct {
 	client   *llm.Client
 	model    string
 	cancel   context.CancelCauseFunc
+	release  func() // gives the user's concurrency slot back; idempotent
 
 	mu      sync.Mutex
 	text    strings.Builder
@@ -227,7 +228,11 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 		fail(err)
 		return
 	}
-	defer s.release(userID)
+	// The user's slot is given back before the answer's end is announced
+	// (finish), like the chat, so a question sent on ai_done is not refused
+	// as over the cap.
+	t.release = sync.OnceFunc(func() { s.release(userID) })
+	defer t.release()
 	// Claimed before the answer exists, with its cancel set, so a stop that
 	// arrives at any moment from here on finds it.
 	gctx, gcancel := context.WithCancelCause(s.ctx)
@@ -631,6 +636,7 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 	// streaming: free it here too before anyone hears the answer ended,
 	// so a question sent on ai_done is not refused as ai.busy.
 	s.unclaim(t)
+	t.release()
 	if res != nil && res.Usage != nil {
 		s.recordUsage(ctx, t.userID, t.model, t.client.Provider().Name, res.Usage)
 	}
