@@ -91,7 +91,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := NewLogger(stdout, cfg.LogFormat, cfg.LogLevel)
-	log.Info("starting aichat", append([]any{"version", Version}, cfg.LogAttrs()...)...)
+	procs, restoreProcs := setProcs(getenv)
+	defer restoreProcs()
+	log.Info("starting aichat", append([]any{"version", Version, "gomaxprocs", procs}, cfg.LogAttrs()...)...)
 	a, err := New(ctx, cfg, log, Options{})
 	if err != nil {
 		return err
