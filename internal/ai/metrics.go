@@ -63,7 +63,8 @@ func (s *Service) observe(t *turn, res *llm.Result, err error, took time.Duratio
 		s.opt.Metrics.TimeToFirst.Observe(res.TimeToFirst.Seconds())
 	}
 	if got := t.question.ReceivedAt(); res != nil && !got.IsZero() && !res.Sent.IsZero() {
-		s.opt.Metrics.RequestDelay.Observe(res.Sent.Sub(got).Seconds())
+		// got may be a kernel stamp (wall clock only): never below 0.
+		s.opt.Metrics.RequestDelay.Observe(max(0, res.Sent.Sub(got).Seconds()))
 	}
 	if err != nil && err != errStopped {
 		if k := llm.KindOf(err); k != "" {

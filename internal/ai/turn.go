@@ -239,6 +239,7 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 	defer gcancel(nil)
 	t.cancel = gcancel
 	if !s.claim(t) {
+		t.release()
 		fail(apperr.New(apperr.CodeAIBusy, "The assistant is already answering in this chat."))
 		return
 	}
@@ -257,6 +258,8 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 	close(streamDone)
 	<-side.done
 	if side.err != nil {
+		s.unclaim(t)
+		t.release()
 		fail(side.err)
 		return
 	}
@@ -636,10 +639,10 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 	// streaming: free it here too before anyone hears the answer ended,
 	// so a question sent on ai_done is not refused as ai.busy.
 	s.unclaim(t)
-	t.release()
 	if res != nil && res.Usage != nil {
 		s.recordUsage(ctx, t.userID, t.model, t.client.Provider().Name, res.Usage)
 	}
+	t.release() // after the usage: the next question's quota check sees it
 	s.observe(t, res, err, took)
 	if a.Status == chat.StatusFailed {
 		code, msg, retry := describe(err)

@@ -2,9 +2,9 @@ package app
 
 import "runtime"
 
-// setProcs runs a few more Ps than the cores Go finds (its GOMAXPROCS
-// default: the CPUs this process may use, or its cgroup's limit), unless
-// GOMAXPROCS is set, and returns the number in use.
+// setProcs runs a few more Ps than the cores this process may use, unless
+// GOMAXPROCS is set or a CPU quota (a container's limit) is below them,
+// and returns the number in use.
 //
 // Why: a goroutine that is ready (a model's chunk or a person's message
 // that has arrived) waits for a P, and a P is held for the whole CPU time
@@ -18,8 +18,10 @@ import "runtime"
 // 8, 3.9 ms with 16. The extra Ps are capped (cores+4) because each also
 // counts toward the garbage collector's workers.
 //
-// Setting GOMAXPROCS explicitly also stops Go from following a changed
-// cgroup limit while running; a restart picks up a new one.
+// Under a CPU quota (Docker's cpus, a Kubernetes limit) Go's default
+// already follows the quota; more runnable threads than the quota would
+// have the kernel throttle the whole process for the rest of each period,
+// the opposite of the aim, so the default is kept there.
 //
 // restore puts back what was in use before (serve does when it returns,
 // for tests that run a server in their own process).
@@ -28,8 +30,12 @@ func setProcs(getenv func(string) string) (n int, restore func()) {
 	if getenv("GOMAXPROCS") != "" {
 		return prev, func() {}
 	}
-	runtime.SetDefaultGOMAXPROCS() // the cores, whatever an earlier call set
-	n = procsFor(runtime.GOMAXPROCS(0))
+	runtime.SetDefaultGOMAXPROCS() // the cores or the quota, whatever an earlier call set
+	cores := runtime.GOMAXPROCS(0)
+	if cores < runtime.NumCPU() { // a quota
+		return cores, func() { runtime.GOMAXPROCS(prev) }
+	}
+	n = procsFor(cores)
 	runtime.GOMAXPROCS(n)
 	return n, func() { runtime.GOMAXPROCS(prev) }
 }

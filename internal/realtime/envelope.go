@@ -35,7 +35,8 @@ type envelope struct {
 
 	Frame []byte `json:"-"`
 	// Local only: when the event's cause reached this machine (Arrived).
-	// Another instance times the frame from the envelope's arrival there.
+	// Frames delivered on another instance are not in the arrival
+	// histogram (only in the hub's, from the envelope's arrival there).
 	arrived time.Time
 }
 

@@ -20,6 +20,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -167,8 +168,8 @@ func (c *Client) Provider() Provider { return c.p }
 // Stream sends the request with stream=true and stream_options.include_usage
 // and calls onDelta with each non-empty content delta, in order, on the
 // calling goroutine, with the time its chunk reached this machine (on
-// Linux with the default HTTP client, when the kernel received it; else
-// when it was read). It returns when the stream ends, with an *Error on
+// Linux with the default HTTP client over HTTP/1.1, when the kernel
+// received it; else when it was read). It returns when the stream ends, with an *Error on
 // failure. The Result is never nil: after an error it holds what was seen
 // (RequestID, Model, ...). Canceling ctx stops the stream and closes the
 // upstream connection; the error then has Kind Canceled.
@@ -202,6 +203,11 @@ func (w *wire) trace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
 			src := netstamp.Source(info.Conn)
+			// Over HTTP/2 the connection's own goroutine reads ahead for
+			// every stream on it: its last stamp is not this chunk's.
+			if tc, ok := info.Conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+				src = nil
+			}
 			w.mu.Lock()
 			w.conn = src
 			w.mu.Unlock()
