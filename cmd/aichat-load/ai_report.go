@@ -34,18 +34,9 @@ func (r *AIResult) print(w io.Writer) {
 		ai = append(ai, fmt.Sprintf("%s %.0f", k, r.ServerAI[k]))
 	}
 	fmt.Fprintf(w, "server (window): %s\n", strings.Join(ai, ", "))
-	if h := r.ServerRequest; h != nil {
-		fmt.Fprintf(w, "server's own histogram, message received → model request written: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within 5 ms %.2f %%\n",
-			h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), 100*h.Within["0.005"])
-	}
-	if h := r.ServerRelay; h != nil {
-		fmt.Fprintf(w, "server's own histogram, ai_delta event → frame written: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within 1 ms %.2f %%\n",
-			h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), 100*h.Within["0.001"])
-	}
-	if h := r.ServerArrival; h != nil {
-		fmt.Fprintf(w, "server's own histogram, model chunk in the kernel → frame written: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within 1 ms %.2f %%\n",
-			h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), 100*h.Within["0.001"])
-	}
+	printServerHist(w, "message received → model request written", r.ServerRequest, "0.005", "5 ms")
+	printServerHist(w, "ai_delta event → frame written", r.ServerRelay, "0.001", "1 ms")
+	printServerHist(w, "model chunk in the kernel → frame written", r.ServerArrival, "0.001", "1 ms")
 	fmt.Fprintf(w, "server CPU per relayed token %.1f µs, per answer %.0f µs; RSS idle (sockets open) %s\n",
 		r.CPUPerTokenUS, r.CPUPerStreamUS, fmtBytes(r.ServerIdleRSS))
 	fmt.Fprintf(w, "disconnects: %d (%s); frames received: %s\n", r.Disconnects, fmtCounts(r.DisconnectReasons), fmtCounts(r.FramesByType))
@@ -56,3 +47,13 @@ func (r *AIResult) print(w io.Writer) {
 
 // fmtSecs prints seconds as the latency tables do.
 func fmtSecs(s float64) string { return fmtUS(int64(math.Round(s * 1e6))) }
+
+// printServerHist prints one of the server's own histograms (nil: the
+// server does not have it) with its share within bound (a bucket's le).
+func printServerHist(w io.Writer, what string, h *BucketSummary, bound, boundText string) {
+	if h == nil {
+		return
+	}
+	fmt.Fprintf(w, "server's own histogram, %s: %.0f, p50 %s, p90 %s, p99 %s, p99.9 %s; within %s %.2f %%\n",
+		what, h.Count, fmtSecs(h.P50), fmtSecs(h.P90), fmtSecs(h.P99), fmtSecs(h.P999), boundText, 100*h.Within[bound])
+}

@@ -228,11 +228,7 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 		fail(err)
 		return
 	}
-	// The user's slot is given back before the answer's end is announced
-	// (finish), like the chat, so a question sent on ai_done is not refused
-	// as over the cap.
 	t.release = sync.OnceFunc(func() { s.release(userID) })
-	defer t.release()
 	// Claimed before the answer exists, with its cancel set, so a stop that
 	// arrives at any moment from here on finds it.
 	gctx, gcancel := context.WithCancelCause(s.ctx)
@@ -243,7 +239,7 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 		fail(apperr.New(apperr.CodeAIBusy, "The assistant is already answering in this chat."))
 		return
 	}
-	defer s.unclaim(t)
+	defer s.free(t)
 	// The model is called from this goroutine as soon as its request is
 	// built (with the history and participants Send read, or read here),
 	// while another goroutine writes the answer's row: the model takes far
@@ -258,8 +254,7 @@ func (s *Service) run(c *chat.Chat, userID string, members []string, question *c
 	close(streamDone)
 	<-side.done
 	if side.err != nil {
-		s.unclaim(t)
-		t.release()
+		s.free(t)
 		fail(side.err)
 		return
 	}
@@ -388,6 +383,15 @@ func (s *Service) claim(t *turn) bool {
 	}
 	s.running[t.chatID] = t
 	return true
+}
+
+// free gives back what a running turn holds, the chat and the user's
+// slot, before its end is announced, so that a question sent the moment
+// ai_done or ai_error arrives is refused neither as ai.busy nor as over
+// the cap. It may be called again (run defers it for every other path).
+func (s *Service) free(t *turn) {
+	s.unclaim(t)
+	t.release()
 }
 
 func (s *Service) unclaim(t *turn) {
@@ -635,14 +639,13 @@ func (s *Service) finish(t *turn, res *llm.Result, err error, took time.Duration
 	if _, serr := s.opt.Chats.SaveAnswer(ctx, t.msg, a); serr != nil {
 		s.log.Error("ai: save answer", "chat_id", t.chatID, "err", serr)
 	}
-	// The chat is free on every instance once the answer stopped
-	// streaming: free it here too before anyone hears the answer ended,
-	// so a question sent on ai_done is not refused as ai.busy.
-	s.unclaim(t)
 	if res != nil && res.Usage != nil {
 		s.recordUsage(ctx, t.userID, t.model, t.client.Provider().Name, res.Usage)
 	}
-	t.release() // after the usage: the next question's quota check sees it
+	// The chat is free on every instance once the answer stopped
+	// streaming, and the usage is counted: free it here too before anyone
+	// hears the answer ended.
+	s.free(t)
 	s.observe(t, res, err, took)
 	if a.Status == chat.StatusFailed {
 		code, msg, retry := describe(err)
